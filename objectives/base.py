@@ -1,0 +1,95 @@
+"""The objective contract: a named benchmark made of categories, with train/dev/test splits.
+
+An objective yields :class:`Example` records (prompt, reference answer, category) per split
+and scores a prediction against its reference. Splits are deterministic and disjoint.
+
+The held-out guard: ``examples("test")`` raises unless the caller passes ``held_out=True``.
+Only the final held-out report does that; the search never sees the test split.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from objectives.scoring import ScoreFn, get_scorer
+from soup_search.errors import ObjectiveError
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    answer: str
+    category: str
+
+
+class Objective(abc.ABC):
+    """A benchmark with categories. Subclasses implement :meth:`_load`."""
+
+    #: registry name, e.g. ``"toy"``
+    name: str = ""
+    #: how many tokens a scorer generates per example
+    max_new_tokens: int = 16
+
+    def __init__(self, categories: Sequence[str], scoring: str = "exact_match",
+                 category_weights: Mapping[str, float] | None = None):
+        self.categories: tuple[str, ...] = tuple(categories)
+        self.scoring = scoring
+        self._score_fn: ScoreFn = get_scorer(scoring)
+        self.category_weights = dict(category_weights) if category_weights else None
+        if self.category_weights:
+            unknown = sorted(set(self.category_weights) - set(self.categories))
+            if unknown:
+                raise ObjectiveError(
+                    f"category_weights name unknown categories {unknown}; use some of {list(self.categories)}"
+                )
+
+    @abc.abstractmethod
+    def _load(self, split: str) -> list[Example]:
+        """All examples of one split, in a deterministic order."""
+
+    def examples(self, split: str, categories: Iterable[str] | None = None, *,
+                 held_out: bool = False) -> list[Example]:
+        """Examples of ``split``, optionally only of ``categories``.
+
+        The ``test`` split is refused unless ``held_out=True`` (the final report only).
+        """
+        if split not in SPLITS:
+            raise ObjectiveError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        if split == "test" and not held_out:
+            raise ObjectiveError(
+                f"objective {self.name!r} refuses to score the test split during search; "
+                "only the final held-out report may use it (held_out=True)"
+            )
+        wanted = self._check_categories(categories)
+        return [ex for ex in self._load(split) if ex.category in wanted]
+
+    def score(self, prediction: str, reference: str) -> float:
+        """1.0 for a correct prediction, else 0.0."""
+        return self._score_fn(prediction, reference)
+
+    def aggregate(self, per_category: Mapping[str, float]) -> float:
+        """The objective value of per-category accuracies: the (weighted) mean over categories."""
+        cats = [c for c in self.categories if c in per_category]
+        if not cats:
+            raise ObjectiveError("no category scores to aggregate")
+        weights = self.category_weights or {}
+        w = [float(weights.get(c, 1.0)) if weights else 1.0 for c in cats]
+        total = sum(w)
+        if total <= 0:
+            raise ObjectiveError("category weights sum to zero; give at least one category a positive weight")
+        return sum(wi * per_category[c] for wi, c in zip(w, cats)) / total
+
+    def _check_categories(self, categories: Iterable[str] | None) -> set[str]:
+        if categories is None:
+            return set(self.categories)
+        wanted = set(categories)
+        unknown = sorted(wanted - set(self.categories))
+        if unknown:
+            raise ObjectiveError(
+                f"unknown categories {unknown} for objective {self.name!r}; known: {list(self.categories)}"
+            )
+        return wanted

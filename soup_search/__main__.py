@@ -1,0 +1,3 @@
+from soup_search.cli import main
+
+main()

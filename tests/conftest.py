@@ -1,0 +1,42 @@
+"""Shared fixtures: a real local Ray cluster and the tiny toy zoo, each built once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# keep every test's caches (zoo, score cache) out of the user's home
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("soup-cache")
+    old = os.environ.get("SOUP_SEARCH_CACHE_DIR")
+    os.environ["SOUP_SEARCH_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("SOUP_SEARCH_CACHE_DIR", None)
+    else:
+        os.environ["SOUP_SEARCH_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A real local Ray cluster with 2 CPUs for the whole test session."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(cache_dir):
+    """The tiny toy zoo (base + experts), trained once per session into the test cache."""
+    from soup_search.zoo import build_zoo
+
+    return build_zoo(size="tiny", progress=False)
