@@ -1,0 +1,398 @@
+"""Safetensors checkpoints: header-first reading, memory-mapped tensors, streaming atomic writes.
+
+A checkpoint is a Hugging Face model directory holding either ``model.safetensors`` or
+``model.safetensors.index.json`` plus its shards (``model.safetensors`` wins when both are
+present, as in ``from_pretrained``). :class:`CheckpointReader` parses and validates only the
+JSON headers when it is built, so a pool of large checkpoints is checked in milliseconds;
+tensor data is read on demand through ``safetensors.safe_open`` (memory-mapped).
+:func:`write_checkpoint` streams ``(name, tensor)`` pairs into shards, holding one shard at a
+time, and renames the finished directory into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from soup_search.atomic import atomic_dir
+from soup_search.errors import CandidateError
+
+if TYPE_CHECKING:
+    import numpy
+    import torch
+
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "tokenizer.model", "spm.model", "sentencepiece.bpe.model", "vocab.json", "vocab.txt",
+    "merges.txt", "chat_template.jinja", "chat_template.json", "generation_config.json",
+)
+# bytes per element of each safetensors dtype; sub-byte dtypes (F4, F6_*) are not size-checked
+DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
+    "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+    "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8, "C64": 8,
+}
+MAX_HEADER_BYTES = 100 * 2**20  # the limit safetensors itself enforces
+FIX = "re-download or re-save the checkpoint"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What a safetensors header says about one tensor (no data)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # safetensors dtype string, e.g. "F32", "BF16", "F16"
+    nbytes: int
+    file: Path  # the .safetensors file holding it
+
+
+@dataclass(frozen=True)
+class _Header:
+    raw: bytes  # the JSON header as stored
+    data_start: int  # file offset of the data section (8 + header length)
+    entries: dict  # name -> {"dtype", "shape", "data_offsets"}
+
+
+def read_header(file: str | Path) -> _Header:
+    """Parse and validate one .safetensors header; reads no tensor data.
+
+    Raises CandidateError on a bad header length, invalid JSON, malformed entries, or
+    data_offsets that do not fit the file (a truncated download).
+    """
+    file = Path(file)
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise CandidateError(f"{file}: truncated safetensors file ({size} bytes, no header); {FIX}")
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER_BYTES or 8 + n > size:
+                raise CandidateError(
+                    f"{file}: corrupt or truncated safetensors file (header length {n} "
+                    f"does not fit in {size} bytes); {FIX}")
+            raw = fh.read(n)
+    except OSError as err:
+        raise CandidateError(f"{file}: cannot read ({err.strerror or err}); check the path and permissions") from None
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CandidateError(f"{file}: corrupt safetensors header (invalid JSON: {err}); {FIX}") from None
+    if not isinstance(header, dict):
+        raise CandidateError(f"{file}: corrupt safetensors header (not a JSON object); {FIX}")
+    data_size = size - 8 - n
+    entries, end = {}, 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, stop) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+            if not (isinstance(begin, int) and isinstance(stop, int) and 0 <= begin <= stop):
+                raise ValueError
+            if not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise ValueError
+        except (TypeError, KeyError, ValueError):
+            raise CandidateError(f"{file}: corrupt safetensors header (bad entry for tensor {name!r}); {FIX}") from None
+        if stop > data_size:
+            raise CandidateError(
+                f"{file}: truncated safetensors file (tensor {name!r} ends at byte {stop} "
+                f"of a {data_size}-byte data section); {FIX}")
+        numel = 1
+        for d in shape:
+            numel *= d
+        if dtype in DTYPE_BYTES and numel * DTYPE_BYTES[dtype] != stop - begin:
+            raise CandidateError(
+                f"{file}: corrupt safetensors header (tensor {name!r} of shape {shape} and dtype "
+                f"{dtype} spans {stop - begin} bytes); {FIX}")
+        entries[name] = {"dtype": dtype, "shape": shape, "data_offsets": (begin, stop)}
+        end = max(end, stop)
+    if end != data_size:
+        raise CandidateError(
+            f"{file}: corrupt safetensors file ({data_size - end} bytes after the last tensor); {FIX}")
+    return _Header(raw=raw, data_start=8 + n, entries=entries)
+
+
+def _weight_files(path: Path) -> tuple[Path, list[Path], dict[str, Path] | None]:
+    """(model dir, safetensors files, weight_map or None) for a dir, a .safetensors file or an index file."""
+    if not path.exists():
+        raise CandidateError(f"checkpoint {str(path)!r} does not exist; pass a model directory saved with save_pretrained")
+    if path.is_file() and path.name.endswith(".index.json"):
+        index = path
+    elif path.is_file():
+        return path.parent, [path], None
+    elif (path / SINGLE_FILE).is_file():
+        return path, [path / SINGLE_FILE], None
+    elif (path / INDEX_FILE).is_file():
+        index = path / INDEX_FILE
+    elif any(path.glob("*.bin")) or any(path.glob("*.pt")):
+        raise CandidateError(
+            f"{path}: has only PyTorch .bin/.pt weights; re-save it with "
+            f"save_pretrained(..., safe_serialization=True) to get {SINGLE_FILE}")
+    else:
+        raise CandidateError(f"{path}: no {SINGLE_FILE} or {INDEX_FILE}; pass a model directory saved with save_pretrained")
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise TypeError
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise CandidateError(f"{index}: corrupt shard index (needs a JSON object with a 'weight_map'); {FIX}") from None
+    shard_map = {name: index.parent / shard for name, shard in weight_map.items()}
+    files = sorted(set(shard_map.values()))
+    for file in files:
+        if not file.is_file():
+            raise CandidateError(f"{index}: lists shard {file.name!r}, which is missing; {FIX}")
+    return index.parent, files, shard_map
+
+
+class CheckpointReader:
+    """Header-validated view of a safetensors checkpoint; tensors are read on demand.
+
+    ``path`` is a model directory (single-file or sharded), a single ``.safetensors`` file
+    or a ``*.index.json`` file. Construction reads only headers and config.json. File
+    handles are opened lazily, one per shard, and kept until :meth:`close`. A reader can be
+    pickled (e.g. sent to a Ray actor); the handles are reopened on the other side.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        self.dir, files, shard_map = _weight_files(self.path)
+        self.config: dict = _read_config(self.dir)
+        self._infos: dict[str, TensorInfo] = {}
+        self._offsets: dict[str, tuple[int, int]] = {}  # absolute byte range in its file
+        self._sizes: dict[Path, int] = {}
+        for file in files:
+            header = read_header(file)
+            self._sizes[file] = header.data_start + max(
+                (e["data_offsets"][1] for e in header.entries.values()), default=0)
+            wanted = header.entries if shard_map is None else [n for n, f in shard_map.items() if f == file]
+            for name in wanted:
+                entry = header.entries.get(name)
+                if entry is None:
+                    raise CandidateError(
+                        f"{self.dir / INDEX_FILE}: tensor {name!r} is listed in shard {file.name!r} "
+                        f"but the shard does not hold it; {FIX}")
+                begin, stop = entry["data_offsets"]
+                self._infos[name] = TensorInfo(name, entry["shape"], entry["dtype"], stop - begin, file)
+                self._offsets[name] = (header.data_start + begin, header.data_start + stop)
+        self.tensor_names: list[str] = sorted(self._infos)
+        self._handles: dict[Path, object] = {}
+
+    # -- metadata ---------------------------------------------------------------------
+    def info(self, name: str) -> TensorInfo:
+        try:
+            return self._infos[name]
+        except KeyError:
+            raise KeyError(f"{self.path}: no tensor named {name!r}") from None
+
+    def infos(self) -> dict[str, TensorInfo]:
+        return {name: self._infos[name] for name in self.tensor_names}
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted(self._sizes)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(info.nbytes for info in self._infos.values())
+
+    # -- data -------------------------------------------------------------------------
+    def _handle(self, file: Path):
+        handle = self._handles.get(file)
+        if handle is None:
+            from safetensors import safe_open
+
+            size = file.stat().st_size if file.exists() else -1
+            if size != self._sizes[file]:
+                raise CandidateError(
+                    f"{file}: changed since it was opened ({size} bytes, expected {self._sizes[file]}); {FIX}")
+            try:
+                handle = safe_open(str(file), framework="pt", device="cpu")
+            except Exception as err:  # safetensors raises its own SafetensorError / OSError
+                raise CandidateError(f"{file}: cannot open ({err}); {FIX}") from None
+            self._handles[file] = handle
+        return handle
+
+    def get(self, name: str, device: str = "cpu") -> torch.Tensor:
+        """The tensor ``name`` (memory-mapped read), moved to ``device`` if not "cpu"."""
+        info = self.info(name)
+        tensor = self._handle(info.file).get_tensor(name)
+        return tensor if device == "cpu" else tensor.to(device)
+
+    def get_numpy(self, name: str) -> numpy.ndarray:
+        """The tensor as a numpy array; dtypes numpy lacks (BF16, F8_*) are upcast to float32."""
+        import torch
+
+        tensor = self.get(name)
+        if tensor.is_floating_point() and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
+            tensor = tensor.float()
+        return tensor.numpy()
+
+    def close(self) -> None:
+        self._handles.clear()
+
+    def __enter__(self) -> CheckpointReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handles": {}}
+
+    def __repr__(self) -> str:
+        return f"CheckpointReader({str(self.path)!r}, {len(self._infos)} tensors, {self.total_bytes} bytes)"
+
+
+def _read_config(model_dir: Path) -> dict:
+    file = model_dir / CONFIG_FILE
+    if not file.is_file():
+        return {}
+    try:
+        config = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CandidateError(f"{file}: invalid JSON ({err}); fix or re-save the config") from None
+    if not isinstance(config, dict):
+        raise CandidateError(f"{file}: not a JSON object; fix or re-save the config")
+    return config
+
+
+def write_checkpoint(
+    out_dir: str | Path,
+    tensors: Iterable[tuple[str, torch.Tensor]],
+    *,
+    config: dict | None = None,
+    max_shard_bytes: int = 5 * 2**30,
+    metadata: dict[str, str] | None = None,
+    extra_files: dict[str, str | bytes] | None = None,
+) -> Path:
+    """Stream ``(name, tensor)`` pairs into a Hugging Face safetensors checkpoint at ``out_dir``.
+
+    Tensors accumulate until the next one would pass ``max_shard_bytes`` (a tensor larger
+    than that gets a shard of its own); each full shard is written and dropped, so peak
+    memory is one shard. One shard is saved as ``model.safetensors``; several as
+    ``model-0000i-of-0000N.safetensors`` plus ``model.safetensors.index.json``. Everything
+    is written into a temp dir next to ``out_dir`` and renamed at the end; on an exception
+    nothing is left behind (an existing ``out_dir`` is untouched).
+    """
+    from safetensors.torch import save_file
+
+    if max_shard_bytes <= 0:
+        raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
+    file_metadata = {"format": "pt", **(metadata or {})}
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        shards: list[tuple[Path, list[str]]] = []
+        pending: dict[str, torch.Tensor] = {}
+        storages: set[int] = set()
+        pending_bytes = total_bytes = total_numel = 0
+
+        def flush() -> None:
+            file = tmp / f".shard-{len(shards) + 1:05d}.safetensors"
+            save_file(pending, str(file), metadata=file_metadata)
+            shards.append((file, list(pending)))
+            pending.clear()
+            storages.clear()
+
+        seen: set[str] = set()
+        for name, tensor in tensors:
+            if name in seen:
+                raise ValueError(f"tensor {name!r} was given twice")
+            seen.add(name)
+            tensor = tensor.detach().to("cpu").contiguous()
+            nbytes = tensor.numel() * tensor.element_size()
+            if pending and pending_bytes + nbytes > max_shard_bytes:
+                flush()
+                pending_bytes = 0
+            ptr = tensor.untyped_storage().data_ptr()
+            if ptr and ptr in storages:  # tied weights: safetensors refuses shared storage
+                tensor = tensor.clone()
+            storages.add(tensor.untyped_storage().data_ptr())
+            pending[name] = tensor
+            pending_bytes += nbytes
+            total_bytes += nbytes
+            total_numel += tensor.numel()
+        if pending or not shards:
+            flush()
+
+        if len(shards) == 1:
+            os.replace(shards[0][0], tmp / SINGLE_FILE)
+        else:
+            weight_map = {}
+            for i, (file, names) in enumerate(shards, start=1):
+                final = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+                os.replace(file, tmp / final)
+                weight_map.update(dict.fromkeys(names, final))
+            index = {"metadata": {"total_size": total_bytes, "total_parameters": total_numel},
+                     "weight_map": dict(sorted(weight_map.items()))}
+            (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+        if config is not None:
+            config = config.to_dict() if hasattr(config, "to_dict") else config
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        for fname, content in (extra_files or {}).items():
+            target = tmp / fname
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+    return out_dir
+
+
+def copy_tokenizer_files(src_dir: str | Path, dst_dir: str | Path) -> list[str]:
+    """Copy the tokenizer, chat template and generation config files present in ``src_dir``.
+
+    Returns the names copied (empty if ``src_dir`` has none).
+    """
+    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for fname in TOKENIZER_FILES:
+        if (src_dir / fname).is_file():
+            shutil.copyfile(src_dir / fname, dst_dir / fname)
+            copied.append(fname)
+    return copied
+
+
+def fingerprint_of(path: str | Path, samples_per_tensor: int = 3, sample_bytes: int = 64) -> str:
+    """A cheap, stable hash of a checkpoint's content, for cache keys (16 hex chars).
+
+    Hashes each weight file's name, size and raw header (names, dtypes, shapes, offsets),
+    ``samples_per_tensor`` slices of ``sample_bytes`` from every tensor's data (start, middle,
+    end: fine-tuning changes every element of a tensor it touches, so two checkpoints of
+    one architecture still differ), config.json without ``_name_or_path`` and the tokenizer
+    files. Independent of the location and mtimes; reads a few KB per tensor at most.
+    """
+    reader = CheckpointReader(path)
+    digest = hashlib.sha256()
+    for file in reader.files:
+        header = read_header(file)
+        digest.update(f"{file.name}\0{file.stat().st_size}\0".encode())
+        digest.update(header.raw)
+        with open(file, "rb") as fh:
+            for name in reader.tensor_names:
+                if reader.info(name).file != file:
+                    continue
+                begin, stop = reader._offsets[name]
+                span = stop - begin
+                for k in range(samples_per_tensor):
+                    at = begin + (span - sample_bytes) * k // max(samples_per_tensor - 1, 1)
+                    fh.seek(max(at, begin))
+                    digest.update(fh.read(min(sample_bytes, span)))
+    config = {k: v for k, v in reader.config.items() if k != "_name_or_path"}
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    for fname in TOKENIZER_FILES:
+        file = reader.dir / fname
+        if file.is_file():
+            digest.update(fname.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
