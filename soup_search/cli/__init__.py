@@ -15,7 +15,7 @@ from rich.console import Console
 
 from soup_search.errors import SoupSearchError
 
-COMMAND_MODULES = ("zoo", "merge", "analyze", "bench")
+COMMAND_MODULES = ("zoo", "merge", "profile", "analyze", "bench")
 
 app = typer.Typer(
     name="soup-search",

@@ -1,0 +1,29 @@
+"""The candidate pool of a config: the toy zoo's models and/or checkpoint dirs, validated."""
+
+from __future__ import annotations
+
+from soup_search.config import RunConfig
+
+
+def candidate_specs(cfg: RunConfig, progress: bool = True) -> list[tuple[str, str]]:
+    """(name, path) of every candidate: zoo experts (and base if asked), then explicit paths."""
+    specs: list[tuple[str, str]] = []
+    if cfg.candidates.zoo:
+        from soup_search.zoo import build_zoo
+
+        zoo = build_zoo(size=cfg.candidates.zoo, progress=progress)
+        if cfg.candidates.include_base:
+            specs.append(("base", str(zoo.base)))
+        specs += [(name, str(path)) for name, path in zoo.experts.items()]
+    for p in cfg.candidates.paths:
+        path = cfg.resolve(p)
+        specs.append((path.name, str(path)))
+    return specs
+
+
+def load_config_pool(cfg: RunConfig, progress: bool = True):
+    """Resolve and validate the pool (same architecture, tensors and vocabulary)."""
+    from soup_search.candidates import load_pool
+
+    specs = candidate_specs(cfg, progress=progress)
+    return load_pool([path for _, path in specs], names=[name for name, _ in specs])

@@ -1,0 +1,74 @@
+"""The scorer contract.
+
+A scorer builds its model once, then for every candidate:
+
+1. ``load_weights(stream)`` copies ``(name, tensor)`` pairs into the model in place;
+2. ``score(objective, split)`` runs batched greedy generation on that split and returns
+   per-category accuracy and counts.
+
+The test split is only scored with ``held_out=True`` (the objective enforces it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """How to build an objective anywhere (in a Ray actor): registry name + parameters."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self):
+        from objectives import get_objective
+
+        return get_objective(self.name, **dict(self.params))
+
+    def fingerprint(self) -> str:
+        blob = json.dumps({"name": self.name, "params": dict(self.params)}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Accuracy per category on one split, with example counts and the time it took."""
+
+    per_category: dict[str, float]
+    counts: dict[str, int]
+    seconds: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def mean(self) -> float:
+        return sum(self.per_category.values()) / max(len(self.per_category), 1)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "ScoreResult":
+        return cls(per_category=dict(data["per_category"]), counts=dict(data["counts"]),
+                   seconds=float(data.get("seconds", 0.0)))
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Scores weights on an objective split. Implementations: ``HFScorer``, ``VLLMScorer``."""
+
+    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> int:
+        """Copy the named tensors into the model in place; return how many were loaded."""
+
+    def score(self, objective, split: str, categories: Iterable[str] | None = None,
+              held_out: bool = False) -> ScoreResult:
+        """Greedy-generate answers for the split's prompts and score them per category."""

@@ -1,0 +1,54 @@
+"""The default scorer: transformers, on CPU (or a GPU where present)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from soup_search.errors import CandidateError
+from soup_search.scoring.base import ScoreResult
+
+
+class HFScorer:
+    """Builds ``AutoModelForCausalLM`` once from a template checkpoint; weights are swapped in place."""
+
+    def __init__(self, template: str | Path, device: str | None = None, batch_size: int = 256,
+                 threads: int | None = None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(template)
+        self.tokenizer.padding_side = "left"
+        self.model = AutoModelForCausalLM.from_pretrained(template).to(self.device).eval()
+        self._params = self.model.state_dict()
+
+    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> int:
+        loaded = 0
+        with torch.no_grad():
+            for name, tensor in weights:
+                target = self._params.get(name)
+                if target is None:
+                    raise CandidateError(
+                        f"weight {name!r} does not exist in the scorer's model; the candidates must share its architecture"
+                    )
+                if tuple(target.shape) != tuple(tensor.shape):
+                    raise CandidateError(
+                        f"weight {name!r} has shape {tuple(tensor.shape)} but the scorer's model expects {tuple(target.shape)}"
+                    )
+                target.copy_(tensor)
+                loaded += 1
+        return loaded
+
+    def score(self, objective, split: str, categories: Iterable[str] | None = None,
+              held_out: bool = False) -> ScoreResult:
+        from soup_search.generation import evaluate
+
+        out = evaluate(self.model, self.tokenizer, objective, split, categories=categories,
+                       held_out=held_out, batch_size=self.batch_size)
+        return ScoreResult(per_category=dict(out["per_category"]), counts=dict(out["counts"]),
+                           seconds=float(out["seconds"]))

@@ -1,0 +1,1 @@
+"""The soup search: Ray Tune + Optuna over expert choice and soup weights."""
