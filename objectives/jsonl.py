@@ -58,18 +58,21 @@ class JsonlObjective(Objective):
 
         found = list(dict.fromkeys(r[2] for r in rows))
         if categories is not None:
+            categories = [categories] if isinstance(categories, str) else list(dict.fromkeys(categories))
             unknown = sorted(set(categories) - set(found))
             if unknown or not categories:
                 raise ObjectiveError(
                     f"objective {name!r}: categories {unknown or '[]'} are not in {_names(self.paths)}; "
                     f"use some of {found}")
             rows = [r for r in rows if r[2] in set(categories)]
-        super().__init__(list(categories) if categories is not None else found,
+        super().__init__(categories if categories is not None else found,
                          scoring=scoring, category_weights=category_weights)
 
+        by_category: dict[str, list[tuple[str, str, str, str | None]]] = {c: [] for c in self.categories}
+        for row in rows:
+            by_category[row[2]].append(row)
         self._splits: dict[str, list[Example]] = {s: [] for s in SPLITS}
-        for cat in self.categories:
-            cat_rows = [r for r in rows if r[2] == cat]
+        for cat, cat_rows in by_category.items():
             given = {r[0]: r[3] for r in cat_rows if r[3] is not None}
             free = [r[0] for r in cat_rows if r[3] is None and r[0] not in given]
             assigned = {**seeded_split(free, seed, dev_fraction, test_fraction), **given}
@@ -106,7 +109,7 @@ def _resolve_paths(path: str | Sequence[str]) -> list[Path]:
     paths = [Path(p).expanduser().resolve() for p in raw]
     for p in paths:
         if not p.is_file():
-            raise ObjectiveError(f"data file {p} does not exist; fix the objective's path:")
+            raise ObjectiveError(f"data file {p} does not exist; set the objective's path to an existing file")
         if p.suffix.lower() not in FORMATS:
             raise ObjectiveError(
                 f"data file {p} has unsupported extension {p.suffix!r}; use one of {', '.join(FORMATS)}")

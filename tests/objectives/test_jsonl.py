@@ -206,8 +206,9 @@ def test_category_weights_and_categories_subset(tmp_path):
     path = str(write(tmp_path / "d.jsonl", make_rows()))
     obj = JsonlObjective(path=path, category_weights={"alpha": 2.0, "gamma": 0.0})
     assert obj.aggregate({"alpha": 1.0, "beta": 0.5, "gamma": 0.0}) == pytest.approx((2 * 1.0 + 0.5) / 3)
-    sub = JsonlObjective(path=path, categories=["gamma", "alpha"])
+    sub = JsonlObjective(path=path, categories=["gamma", "alpha", "gamma"])
     assert sub.categories == ("gamma", "alpha")
+    assert JsonlObjective(path=path, categories="beta").categories == ("beta",)
     assert {e.category for e in sub.examples("dev")} == {"gamma", "alpha"}
     with pytest.raises(ObjectiveError) as exc:
         JsonlObjective(path=path, category_weights={"delta": 1.0})
