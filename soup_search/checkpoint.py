@@ -84,7 +84,8 @@ def read_header(file: str | Path) -> _Header:
                     f"does not fit in {size} bytes); {FIX}")
             raw = fh.read(n)
     except OSError as err:
-        raise CandidateError(f"{file}: cannot read ({err.strerror or err}); check the path and permissions") from None
+        raise CandidateError(
+            f"{file}: cannot read ({err.strerror or err}); check the path and permissions") from None
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -103,7 +104,8 @@ def read_header(file: str | Path) -> _Header:
             if not all(isinstance(d, int) and d >= 0 for d in shape):
                 raise ValueError
         except (TypeError, KeyError, ValueError):
-            raise CandidateError(f"{file}: corrupt safetensors header (bad entry for tensor {name!r}); {FIX}") from None
+            raise CandidateError(
+                f"{file}: corrupt safetensors header (bad entry for tensor {name!r}); {FIX}") from None
         if stop > data_size:
             raise CandidateError(
                 f"{file}: truncated safetensors file (tensor {name!r} ends at byte {stop} "
@@ -126,7 +128,8 @@ def read_header(file: str | Path) -> _Header:
 def _weight_files(path: Path) -> tuple[Path, list[Path], dict[str, Path] | None]:
     """(model dir, safetensors files, weight_map or None) for a dir, a .safetensors file or an index file."""
     if not path.exists():
-        raise CandidateError(f"checkpoint {str(path)!r} does not exist; pass a model directory saved with save_pretrained")
+        raise CandidateError(
+            f"checkpoint {str(path)!r} does not exist; pass a model directory saved with save_pretrained")
     if path.is_file() and path.name.endswith(".index.json"):
         index = path
     elif path.is_file():
@@ -140,13 +143,15 @@ def _weight_files(path: Path) -> tuple[Path, list[Path], dict[str, Path] | None]
             f"{path}: has only PyTorch .bin/.pt weights; re-save it with "
             f"save_pretrained(..., safe_serialization=True) to get {SINGLE_FILE}")
     else:
-        raise CandidateError(f"{path}: no {SINGLE_FILE} or {INDEX_FILE}; pass a model directory saved with save_pretrained")
+        raise CandidateError(
+            f"{path}: no {SINGLE_FILE} or {INDEX_FILE}; pass a model directory saved with save_pretrained")
     try:
         weight_map = json.loads(index.read_text())["weight_map"]
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
             raise TypeError
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-        raise CandidateError(f"{index}: corrupt shard index (needs a JSON object with a 'weight_map'); {FIX}") from None
+        raise CandidateError(
+            f"{index}: corrupt shard index (needs a JSON object with a 'weight_map'); {FIX}") from None
     shard_map = {name: index.parent / shard for name, shard in weight_map.items()}
     files = sorted(set(shard_map.values()))
     for file in files:
@@ -215,7 +220,8 @@ class CheckpointReader:
             size = file.stat().st_size if file.exists() else -1
             if size != self._sizes[file]:
                 raise CandidateError(
-                    f"{file}: changed since it was opened ({size} bytes, expected {self._sizes[file]}); {FIX}")
+                    f"{file}: changed since it was opened ({size} bytes, "
+                    f"expected {self._sizes[file]}); {FIX}")
             try:
                 handle = safe_open(str(file), framework="pt", device="cpu")
             except Exception as err:  # safetensors raises its own SafetensorError / OSError

@@ -332,3 +332,12 @@ def test_fingerprint_is_location_free_and_content_sensitive(single, tmp_path):
     cfg["rms_norm_eps"] = 1e-5
     (moved / "config.json").write_text(json.dumps(cfg))
     assert fingerprint_of(moved) != fp
+
+
+def test_single_file_wins_over_a_stale_index(single, sharded, tmp_path):
+    # as in from_pretrained: model.safetensors is used when both layouts are present
+    path = copy(single, tmp_path / "c")
+    shutil.copyfile(sharded / INDEX_FILE, path / INDEX_FILE)  # its shards are not there
+    reader = CheckpointReader(path)
+    assert [f.name for f in reader.files] == [SINGLE_FILE]
+    assert torch.equal(reader.get("lm_head.weight"), CheckpointReader(single).get("lm_head.weight"))
