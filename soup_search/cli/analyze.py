@@ -45,7 +45,7 @@ def analyze_command(
     candidates_matching: Annotated[str | None, typer.Option(
         "--candidates-matching", help="Regular expression; models whose name matches may be experts.")] = None,
     method: Annotated[str, typer.Option("--method", help="pearson or spearman.")] = "pearson",
-    tau: Annotated[float | None, typer.Option("--tau", help="Weak-correlation threshold τ in [0, 1].")] = None,
+    tau: Annotated[float | None, typer.Option("--tau", help="Weak-correlation threshold τ in [0, 1] (default 0.5).")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Alternates kept per category.")] = 3,
     grouping: Annotated[str, typer.Option("--grouping", help="weak (one expert per weak category) or cluster.")] = "weak",
     drop_missing: Annotated[bool, typer.Option(

@@ -70,6 +70,15 @@ def test_analyze_defaults_spearman_and_cluster(scores, tmp_path, capsys):
     assert set(data["experts"]) == {" + ".join(c) for c in data["clusters"]}
 
 
+def test_candidates_matching(scores, tmp_path, capsys):
+    code, _, err = run(["analyze", "--scores", str(scores), "--candidates-matching", "^(alpha|delta)$",
+                        "--tau", "0.9", "--out", str(tmp_path / "m")], capsys)
+    assert code == 0, err
+    data = json.loads((tmp_path / "m" / "analysis.json").read_text())
+    assert data["candidates"] == ["alpha", "delta"]
+    assert data["experts"]["Relevance Detection"] == "delta"
+
+
 BAD = [
     (["--categories", "Live Acc,Multi Turn"], "unknown category 'Multi Turn' (did you mean 'Multi Turn Acc'"),
     (["--candidates", "alpha,zeta"], "unknown model 'zeta'"),
@@ -77,6 +86,8 @@ BAD = [
     (["--tau", "-0.1"], "tau must be within [0, 1]"),
     (["--method", "kendall"], "unknown correlation method 'kendall'"),
     (["--model-column", "Name"], "no model column 'Name'"),
+    (["--candidates-matching", "zzz"], "--candidates-matching 'zzz' matches no model"),
+    (["--candidates-matching", "a(", "--tau", "0.9"], "is not a valid regular expression"),
     (["--tau", "0"], "no category is weakly correlated under tau=0"),
 ]
 
