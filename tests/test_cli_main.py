@@ -107,8 +107,6 @@ def test_long_error_is_not_wrapped():
     assert len(lines) == 1 and lines[0].endswith(f"bad {long} end")
 
 
-@pytest.mark.xfail(strict=True, reason="soup_search.cli.main prints the message as rich markup: "
-                   "'[add, sub]' vanishes; fix: escape it (rich.markup.escape(str(exc)))")
 def test_error_message_is_printed_verbatim():
     msg = "unknown categories [add, sub]; use [bold] or [/] as you like"
     done = run_python(RAISING_APP.format(cls="AnalysisError", raise_expr=f"AnalysisError({msg!r})"))
