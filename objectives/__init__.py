@@ -30,7 +30,7 @@ def objective_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def get_objective(name: str, **params: Any):
+def get_objective(name: str, /, **params: Any):
     """Build the objective registered as ``name`` with its parameters."""
     return objective_class(name)(**params)
 
