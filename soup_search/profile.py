@@ -1,19 +1,19 @@
-"""Profiling: score every candidate on every category of the dev split, in parallel.
+"""Profiling: score every candidate on every category of a split, in parallel.
 
-Each candidate goes the same way a soup does: the shard actors hand its tensors (a
-one-model recipe) to a free scorer actor through the object store — no disk. Results
-land in the persistent score cache, so a candidate is never scored twice.
+Each candidate goes the way any soup does (a one-model recipe): the shard actors hand
+its tensors to a free scorer actor through the object store — no disk — and the score
+lands in the persistent cache, so a candidate is never scored twice, across runs too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
-from soup_search.scoring.base import ObjectiveSpec, ScoreResult
-from soup_search.scoring.cache import ScoreCache
+from soup_search.scoring.base import ScoreResult
 
 
 def candidate_fingerprints(pool) -> dict[str, str]:
@@ -22,36 +22,30 @@ def candidate_fingerprints(pool) -> dict[str, str]:
     return {c.name: fingerprint_of(c.path) for c in pool.candidates}
 
 
-def profile_pool(pool, spec: ObjectiveSpec, shards, scorers, cache: ScoreCache, split: str = "dev",
-                 on_result: Callable[[str, ScoreResult, bool], None] | None = None) -> dict[str, ScoreResult]:
-    """Score each candidate of ``pool`` on ``split``; cached scores are reused, not recomputed."""
-    from ray.util import ActorPool
-
+def single_recipe(name: str):
+    """The recipe of one candidate alone (weight 1)."""
     from soup_search.merge import MergeRecipe
 
-    fps = candidate_fingerprints(pool)
-    objective_fp = spec.fingerprint()
-    results: dict[str, ScoreResult] = {}
-    todo: list[str] = []
-    for name in pool.names:
-        hit = cache.get(fps[name], objective_fp, split)
-        if hit is None:
-            todo.append(name)
-            continue
-        results[name] = hit
-        if on_result:
-            on_result(name, hit, True)
+    return MergeRecipe.soup({name: 1.0})
 
-    def submit(actor, name):
-        refs = shards.merge(MergeRecipe.soup({name: 1.0}))
-        return actor.score_parts.remote(refs, spec, split)
 
-    for name, result in zip(todo, ActorPool(scorers.actors).map(submit, todo)):
-        cache.put(fps[name], objective_fp, split, result)
-        results[name] = result
+def profile_pool(session, split: str = "dev", held_out: bool = False, names=None,
+                 on_result: Callable[[str, ScoreResult, bool], None] | None = None) -> dict[str, ScoreResult]:
+    """Score each candidate on ``split``, one scorer actor per candidate at a time."""
+    from soup_search.search.trial import evaluate_recipe
+
+    ctx = session.context(stage="profile")
+    names = list(names or session.pool.names)
+
+    def one(name: str):
+        result, _, cached = evaluate_recipe(single_recipe(name), ctx, split, held_out=held_out)
         if on_result:
-            on_result(name, result, False)
-    return {name: results[name] for name in pool.names}
+            on_result(name, result, cached)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, len(session.scorers.actors))) as pool:
+        results = list(pool.map(one, names))
+    return dict(zip(names, results))
 
 
 def scores_frame(results: dict[str, ScoreResult], categories: list[str] | None = None) -> pd.DataFrame:
@@ -69,3 +63,12 @@ def write_scores(frame: pd.DataFrame, path: str | Path) -> Path:
     with atomic_file(path) as fh:
         frame.to_csv(fh, float_format="%.6g")
     return Path(path)
+
+
+def leaderboard_frame(cfg):
+    """The category table of a config's leaderboard CSV, rows renamed to candidate names."""
+    from soup_search.analysis import read_score_table
+
+    frame = read_score_table(cfg.resolve(cfg.scores.csv), model_column=cfg.scores.model_column,
+                             categories=cfg.analysis.categories)
+    return frame.rename(index=cfg.scores.rename)

@@ -12,58 +12,49 @@ def profile(
     out: Path = typer.Option(None, "--out", help="output folder (default: runs/<name>)"),
 ) -> None:
     """Score every candidate on the dev split of every category, in parallel; write scores.csv."""
+    import json
+
     from rich.console import Console
 
+    from soup_search.atomic import atomic_file
     from soup_search.config import load_config
+    from soup_search.profile import leaderboard_frame, write_scores
     from soup_search.tables import frame_table
 
-    cfg = load_config(config)
+    cfg = load_config(config)  # every config problem is reported here, before any Ray work
     out = out or Path("runs") / cfg.name
     console = Console()
-    frame, throughput = run_profile(cfg, console)
-    from soup_search.profile import write_scores
-
+    if cfg.scores is not None:
+        frame, stats = leaderboard_frame(cfg), {"source": str(cfg.resolve(cfg.scores.csv))}
+    else:
+        frame, stats = profile_frame(cfg, out, console)
     path = write_scores(frame, out / "scores.csv")
+    with atomic_file(out / "profile.json") as fh:
+        json.dump(stats, fh, indent=2)
     console.print(frame_table(frame, title=f"dev accuracy: {cfg.name}"))
-    if throughput:
-        console.print(f"throughput: {throughput:.1f} examples/s per scorer actor")
+    if stats.get("examples_per_s_per_scorer"):
+        console.print(f"throughput: {stats['examples_per_s_per_scorer']:.1f} examples/s per scorer actor "
+                      f"({stats['scored']} candidates scored, {stats['cached']} from the cache)")
     console.print(f"wrote {path}")
 
 
-def run_profile(cfg, console, progress: bool = True):
-    """The category score table of ``cfg``: from its leaderboard CSV, else by profiling."""
-    if cfg.scores is not None:
-        from soup_search.analysis import read_score_table
-
-        frame = read_score_table(cfg.resolve(cfg.scores.csv), model_column=cfg.scores.model_column)
-        return frame.rename(index=cfg.scores.rename), None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from soup_search.cluster import start_ray
-    from soup_search.paths import cache_dir
+def profile_frame(cfg, out: Path, console, progress: bool = True):
+    """Profile every candidate of ``cfg`` on the dev split through shard and scorer actors."""
     from soup_search.pool import load_config_pool
     from soup_search.profile import profile_pool, scores_frame
-    from soup_search.scoring.actors import ScorerPool
-    from soup_search.scoring.base import ObjectiveSpec
-    from soup_search.scoring.cache import ScoreCache
-    from soup_search.shards import ShardedPool
+    from soup_search.session import open_session
+    from soup_search.ui import trial_progress
 
     pool = load_config_pool(cfg, progress=progress)
-    res = cfg.resources
-    start_ray(res.address, res.num_cpus)
-    spec = ObjectiveSpec(cfg.objective.name, cfg.objective.params)
-    cache = ScoreCache(cache_dir("scores") / "scores.sqlite")
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with ShardedPool(pool, n_shards=res.shards, num_cpus=res.shard_cpus) as shards, \
-            ScorerPool(pool.paths[0], n=res.scorers, backend=res.backend, num_cpus=res.scorer_cpus,
-                       batch_size=res.batch_size) as scorers, \
-            Progress(*columns, console=console, disable=not progress) as bar:
-        task = bar.add_task("profiling candidates", total=len(pool.names))
-        results = profile_pool(pool, spec, shards, scorers, cache,
-                               on_result=lambda name, r, cached: bar.advance(task))
-    fresh = [r for r in results.values() if r.seconds > 0]
-    throughput = sum(r.n for r in fresh) / sum(r.seconds for r in fresh) if fresh else None
-    return scores_frame(results), throughput
+    cached = []
+    with open_session(cfg, pool, out / "state") as session, \
+            trial_progress(console, "profiling candidates", len(pool.names), progress) as advance:
+        results = profile_pool(session, "dev", on_result=lambda n, r, c: (cached.append(c), advance({})))
+    fresh = [r for r, c in zip(results.values(), cached) if not c and r.seconds > 0]
+    rate = sum(r.n for r in fresh) / sum(r.seconds for r in fresh) if fresh else None
+    stats = {"scored": len(fresh), "cached": sum(cached), "examples_per_s_per_scorer": rate,
+             "per_candidate": {n: r.to_json() for n, r in results.items()}}
+    return scores_frame(results), stats
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@ and retry settings so that a crashed scorer is rebuilt and its call retried.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -32,11 +31,15 @@ def make_scorer(backend: str, template: str | Path, batch_size: int = 256, threa
 
 
 def _as_tensors(parts: Iterable[Mapping[str, np.ndarray]]):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # object-store arrays are read-only views
-        for part in parts:
-            for name, array in part.items():
-                yield name, (array if isinstance(array, torch.Tensor) else torch.from_numpy(array))
+    """Shard results as tensors, zero-copy; uint16 arrays carry bfloat16 bits (numpy has no bf16)."""
+    from soup_search.shards import to_torch
+
+    for part in parts:
+        for name, array in part.items():
+            if isinstance(array, torch.Tensor):
+                yield name, array
+            else:
+                yield name, to_torch(array, torch.bfloat16 if array.dtype == np.uint16 else None)
 
 
 class ScorerWorker:

@@ -1,0 +1,100 @@
+"""Ray Tune + Optuna: the study lives in a persistent Optuna storage, trials run under Tune.
+
+Resuming is a property of the storage: the same study name on the same storage picks
+up where it stopped. Trials left RUNNING by a killed driver are marked FAILED (their
+scores, if any, are in the score cache, so re-proposing them costs nothing), baselines
+already evaluated are not enqueued again, and only the remaining budget is run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from soup_search.search.samplers import make_sampler
+from soup_search.search.trial import TrialContext, soup_trial
+
+
+def open_storage(url: str):
+    import optuna
+
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {})
+
+
+def _same(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    return all(abs(a[k] - b[k]) < 1e-9 if isinstance(a[k], float) else a[k] == b[k] for k in a)
+
+
+def prepare_study(storage, study_name: str, points: Sequence[dict]) -> tuple[int, list[dict]]:
+    """(completed trials, points not yet evaluated) of an existing study; stale trials failed."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return 0, list(points)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    done = [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    todo = [p for p in points if not any(_same(p, d) for d in done)]
+    return len(done), todo
+
+
+def completed_trials(storage, study_name: str) -> list:
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return []
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials: int, sampler: str,
+              seed: int, points: Sequence[dict], concurrency: int, tune_dir: str | Path,
+              on_trial: Callable[[dict], None] | None = None) -> int:
+    """Run the study until it holds ``n_trials`` completed trials; returns how many ran now."""
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
+    storage = open_storage(storage_url)
+    done, todo = prepare_study(storage, study_name, points)
+    remaining = n_trials - done
+    if remaining <= 0:
+        return 0
+
+    def define_by_run(trial):
+        ctx.space.suggest(trial)
+
+    searcher = OptunaSearch(
+        space=define_by_run, metric="dev_mean", mode="max", sampler=make_sampler(sampler, seed),
+        study_name=study_name, storage=storage, points_to_evaluate=todo[:remaining] or None, seed=seed,
+    )
+
+    callbacks = []
+    if on_trial is not None:
+        class _Progress(tune.Callback):
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                on_trial(result)
+
+        callbacks.append(_Progress())
+
+    trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), {"cpu": 0.01})
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
+                                    max_concurrent_trials=concurrency, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=f"{study_name}-{done}", storage_path=str(Path(tune_dir).resolve()), verbose=0,
+            failure_config=tune.FailureConfig(max_failures=2), callbacks=callbacks,
+        ),
+    )
+    tuner.fit()
+    return remaining
