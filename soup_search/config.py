@@ -108,13 +108,17 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
     return problems
 
 
-def _semantic_problems(cfg: RunConfig) -> list[str]:
-    problems: list[str] = []
-    s, r = cfg.search, cfg.resources
+def _search_problems(s: SearchConfig) -> list[str]:
+    problems = []
     if s.sampler not in SAMPLERS:
         problems.append(f"'search.sampler': unknown sampler {s.sampler!r}; use one of {', '.join(SAMPLERS)}")
     if s.n_trials <= 0:
         problems.append(f"'search.n_trials' must be > 0, got {s.n_trials}")
+    return problems
+
+
+def _resources_problems(r: ResourcesConfig) -> list[str]:
+    problems = []
     for key in ("shards", "scorers", "batch_size"):
         if getattr(r, key) <= 0:
             problems.append(f"'resources.{key}' must be > 0, got {getattr(r, key)}")
@@ -123,28 +127,36 @@ def _semantic_problems(cfg: RunConfig) -> list[str]:
             problems.append(f"'resources.{key}' must be >= 0, got {getattr(r, key)}")
     if r.num_cpus is not None and r.num_cpus <= 0:
         problems.append(f"'resources.num_cpus' must be > 0, got {r.num_cpus}")
-    if not cfg.candidates.zoo and not cfg.candidates.paths:
-        problems.append("'candidates': give 'zoo: tiny|small|default' or a list of checkpoint 'paths'")
-    for i, p in enumerate(cfg.candidates.paths):
-        if not cfg.resolve(p).is_dir():
-            problems.append(f"'candidates.paths[{i}]': no checkpoint directory at {cfg.resolve(p)}")
-    if cfg.scores is not None and not cfg.resolve(cfg.scores.csv).is_file():
-        problems.append(f"'scores.csv': file not found: {cfg.resolve(cfg.scores.csv)}")
-    problems += _objective_problems(cfg)
     return problems
 
 
-def _objective_problems(cfg: RunConfig) -> list[str]:
+def _candidates_problems(c: CandidatesConfig, resolve) -> list[str]:
+    problems = []
+    if not c.zoo and not c.paths:
+        problems.append("'candidates': give 'zoo: tiny|small|default' or a list of checkpoint 'paths'")
+    for i, p in enumerate(c.paths):
+        if not resolve(p).is_dir():
+            problems.append(f"'candidates.paths[{i}]': no checkpoint directory at {resolve(p)}")
+    return problems
+
+
+def _scores_problems(sc: ScoresConfig | None, resolve) -> list[str]:
+    if sc is not None and not resolve(sc.csv).is_file():
+        return [f"'scores.csv': file not found: {resolve(sc.csv)}"]
+    return []
+
+
+def _objective_problems(o: ObjectiveConfig, resolve) -> list[str]:
     from objectives import objective_class
 
     try:
-        cls = objective_class(cfg.objective.name)
+        cls = objective_class(o.name)
     except SoupSearchError as exc:
         return [f"'objective.name': {exc}"]
-    params = dict(cfg.objective.params)
+    params = dict(o.params)
     for key in ("path", "csv"):
         if isinstance(params.get(key), str):
-            params[key] = str(cfg.resolve(params[key]))
+            params[key] = str(resolve(params[key]))
     try:
         cls(**params)
     except TypeError as exc:
@@ -152,6 +164,45 @@ def _objective_problems(cfg: RunConfig) -> list[str]:
     except SoupSearchError as exc:
         return [f"'objective': {exc}"]
     return []
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "candidates": CandidatesConfig, "objective": ObjectiveConfig, "scores": ScoresConfig,
+    "analysis": AnalysisConfig, "search": SearchConfig, "resources": ResourcesConfig,
+}
+
+
+def _section_problems(data: dict, root: Path) -> list[str]:
+    """Each section validated on its own, so one bad section never hides another's problems."""
+    def resolve(p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else root / q
+
+    problems = [f"unknown key '{k}'" for k in data if k not in SECTIONS and k != "name"]
+    if "candidates" not in data:
+        problems.append("missing key 'candidates'")
+    for key, model in SECTIONS.items():
+        if key not in data or (key == "scores" and data[key] is None):
+            continue
+        try:
+            section = model.model_validate(data[key] if data[key] is not None else {})
+        except ValidationError as exc:
+            problems += [p.replace("'", f"'{key}.", 1) if p.startswith(("unknown key '", "missing key '"))
+                         else p.replace("'", f"'{key}.", 1) for p in _pydantic_problems(exc)]
+            continue
+        if key == "search":
+            problems += _search_problems(section)
+        elif key == "resources":
+            problems += _resources_problems(section)
+        elif key == "candidates":
+            problems += _candidates_problems(section, resolve)
+        elif key == "scores":
+            problems += _scores_problems(section, resolve)
+        elif key == "objective":
+            problems += _objective_problems(section, resolve)
+    if "name" in data and not isinstance(data["name"], str):
+        problems.append("'name': must be a string")
+    return problems
 
 
 def candidate_problems(cfg: RunConfig) -> list[str]:
@@ -172,14 +223,14 @@ def parse_config(data: Any, source: str = "config", root: str | Path = ".") -> R
     """Validate a config mapping; raise one ConfigError listing every problem."""
     if not isinstance(data, dict):
         raise ConfigError(source, ["the top level must be a mapping of keys (candidates, objective, search, ...)"])
-    data = {**data, "root": str(root)}
-    try:
-        cfg = RunConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(source, _pydantic_problems(exc)) from None
-    problems = _semantic_problems(cfg)
+    problems = _section_problems(data, Path(root))
     if not problems:
-        problems = candidate_problems(cfg)
+        try:
+            cfg = RunConfig.model_validate({**data, "root": str(root)})
+        except ValidationError as exc:
+            problems = _pydantic_problems(exc)
+        else:
+            problems = candidate_problems(cfg)
     if problems:
         raise ConfigError(source, problems)
     return cfg

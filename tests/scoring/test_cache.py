@@ -1,0 +1,40 @@
+"""The persistent score cache and the run store."""
+
+from __future__ import annotations
+
+from soup_search.scoring.base import ObjectiveSpec, ScoreResult
+from soup_search.scoring.cache import ScoreCache
+from soup_search.search.store import RunStore
+
+
+def test_cache_persists_across_instances(tmp_path):
+    r = ScoreResult({"add": 0.5, "sort": 1.0}, {"add": 4, "sort": 2}, 1.5)
+    c = ScoreCache(tmp_path / "s.sqlite")
+    assert c.get("w", "o", "dev") is None
+    c.put("w", "o", "dev", r)
+    c.close()
+    c2 = ScoreCache(tmp_path / "s.sqlite")
+    assert c2.get("w", "o", "dev") == r
+    assert c2.get("w", "o", "test") is None and c2.get("w2", "o", "dev") is None
+    assert len(c2) == 1 and c2.hits == 1 and c2.misses == 2
+    assert r.n == 6 and r.mean == 0.75
+
+
+def test_objective_spec_fingerprint_is_order_independent():
+    a = ObjectiveSpec("toy", {"seed": 0, "n_dev": 10})
+    b = ObjectiveSpec("toy", {"n_dev": 10, "seed": 0})
+    assert a.fingerprint() == b.fingerprint() != ObjectiveSpec("toy", {"seed": 1, "n_dev": 10}).fingerprint()
+    assert a.build().categories == b.build().categories
+
+
+def test_run_store_log(tmp_path):
+    s = RunStore(tmp_path / "run.sqlite", tmp_path / "cache.sqlite")
+    r = ScoreResult({"add": 1.0}, {"add": 3}, 0.1)
+    s.remember("w", "o", "dev", r)
+    s.record("search", "", {"w.add": 0.5}, {"models": []}, {"all": {"e": 1.0}}, "dev", r, 1.0, {"wall_s": 1}, False)
+    s.record("grid", "", {}, {}, {}, "dev", r, 0.5, {}, True)
+    assert s.lookup("w", "o", "dev") == r
+    rows = s.evaluations("search")
+    assert len(rows) == 1 and rows[0]["params"] == {"w.add": 0.5} and rows[0]["value"] == 1.0
+    assert len(s.evaluations()) == 2
+    assert s.stats()["scored"] == 1
