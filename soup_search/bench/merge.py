@@ -1,0 +1,219 @@
+"""``soup-search bench merge``: how fast are soups made, from disk and in memory?
+
+Steps: write ``models`` random Llama-shaped checkpoints of ``params`` parameters →
+(a) disk-to-disk merge (read every input once, write the soup) → (b) in-memory linear
+soups on shard actors, timed around ``ray.get(pool.merge(recipe))`` with new weights each
+repeat (so the cache never hits; the object-store put is part of the time) → (c) the
+memory-copy bandwidth of the same actors (``np.copyto``, concurrently) → the ratio (b)/(c).
+Bandwidths count bytes read plus bytes written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from soup_search.errors import ConfigError
+
+UNITS = {"K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}
+LAYERS = 8
+
+
+@dataclass(frozen=True)
+class MergeBench:
+    models: int
+    params: int
+    shards: int
+    dtype: str
+    repeats: int
+    model_bytes: int
+    tensors: int
+    disk_method: str
+    disk_to_disk_s: float
+    disk_to_disk_gbps: float
+    in_memory_s: float  # best of the repeats
+    in_memory_median_s: float
+    in_memory_gbps: float
+    copy_gbps: float
+    ratio: float
+    actor_merge_s: float  # compute only, inside the actors (slowest shard), best repeat
+    load_avg: tuple[float, float, float]
+    cpus: int
+
+
+def parse_params(text: str | int) -> int:
+    """``"100M"`` → 100_000_000; plain integers pass."""
+    text = str(text).strip().upper()
+    try:
+        value = int(float(text[:-1]) * UNITS[text[-1]]) if text and text[-1] in UNITS else int(float(text))
+    except ValueError:
+        raise ConfigError("bench merge", [f"--params {text!r} is not a parameter count; use e.g. 100M, 2M or 500000"]) from None
+    if value < 10_000:
+        raise ConfigError("bench merge", [f"--params {value} is too small; use at least 10K"])
+    return value
+
+
+def check_options(models: int, params: str | int, shards: int, dtype: str, repeats: int) -> int:
+    """All problems of the options in one ConfigError (before any Ray work); returns the parameter count."""
+    problems = []
+    try:
+        count = parse_params(params)
+    except ConfigError as err:
+        problems += err.problems
+        count = 0
+    if models < 2:
+        problems.append(f"--models {models}: a soup needs at least 2 models")
+    if dtype not in ("float32", "bfloat16", "float16"):
+        problems.append(f"--dtype {dtype}: use float32, bfloat16 or float16")
+    if repeats < 1:
+        problems.append(f"--repeats {repeats}: use at least 1")
+    if shards < 1:
+        problems.append(f"--shards {shards}: use at least 1")
+    if problems:
+        raise ConfigError("bench merge", problems)
+    return count
+
+
+def llama_layout(params: int) -> tuple[dict, list[tuple[str, tuple[int, ...]]]]:
+    """A Llama config and its ``(name, shape)`` list with about ``params`` parameters.
+
+    8 layers, vocab = 4 × hidden, MLP = 8/3 × hidden (rounded to 32): ~104·hidden² params.
+    """
+    hidden = max(32, int(round(math.sqrt(params / 104) / 32)) * 32)
+    inter, vocab = max(32, int(round(hidden * 8 / 3 / 32)) * 32), 4 * hidden
+    config = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+        "intermediate_size": inter, "num_hidden_layers": LAYERS, "num_attention_heads": hidden // 32,
+        "num_key_value_heads": hidden // 32, "vocab_size": vocab, "max_position_embeddings": 256,
+        "rms_norm_eps": 1e-6, "tie_word_embeddings": False, "hidden_act": "silu",
+    }
+    shapes = [("model.embed_tokens.weight", (vocab, hidden))]
+    for i in range(LAYERS):
+        p = f"model.layers.{i}."
+        shapes += [(p + f"self_attn.{x}_proj.weight", (hidden, hidden)) for x in "qkvo"]
+        shapes += [(p + "mlp.gate_proj.weight", (inter, hidden)), (p + "mlp.up_proj.weight", (inter, hidden)),
+                   (p + "mlp.down_proj.weight", (hidden, inter)),
+                   (p + "input_layernorm.weight", (hidden,)), (p + "post_attention_layernorm.weight", (hidden,))]
+    shapes += [("model.norm.weight", (hidden,)), ("lm_head.weight", (vocab, hidden))]
+    return config, shapes
+
+
+def write_models(root: Path, models: int, params: int, dtype: str) -> list[Path]:
+    """``models`` random checkpoints ``root/m{i}`` (safetensors written directly, plus config.json)."""
+    import torch
+    from safetensors.torch import save_file
+
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    config, shapes = llama_layout(params)
+    paths = []
+    for m in range(models):
+        gen = torch.Generator().manual_seed(m)
+        tensors = {name: (torch.randn(shape, generator=gen) * 0.02).to(torch_dtype) for name, shape in shapes}
+        path = root / f"m{m}"
+        path.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
+        (path / "config.json").write_text(json.dumps({**config, "torch_dtype": dtype}))
+        paths.append(path)
+        del tensors
+    return paths
+
+
+def _weights(rng: np.random.Generator, names) -> dict[str, float]:
+    w = rng.dirichlet(np.ones(len(names)))
+    return {n: float(x) for n, x in zip(names, w)}
+
+
+def disk_to_disk(pool, out_dir: Path, shards: int, num_threads: int) -> tuple[str, float]:
+    """Seconds to merge the pool from its files into ``out_dir`` (the fastest path available)."""
+    from soup_search.merge import MergeRecipe
+
+    recipe = MergeRecipe.soup(_weights(np.random.default_rng(0), pool.names))
+    try:
+        from soup_search.merge.stream import merge_to_disk
+    except ImportError:  # no streaming merge: load the pool into shard actors and write from there
+        merge_to_disk = None
+    t0 = time.perf_counter()
+    if merge_to_disk is not None:
+        merge_to_disk(recipe, out_dir, {c.name: c.path for c in pool.candidates}, progress=False)
+        return "streaming merge_to_disk", time.perf_counter() - t0
+    from soup_search.shard_pool import ShardedPool
+
+    with ShardedPool(pool, n_shards=shards, num_threads=num_threads) as sp:
+        sp.merge_to_checkpoint(recipe, out_dir)
+    return "shard actors", time.perf_counter() - t0
+
+
+def in_memory(pool, shards: int, repeats: int, num_threads: int) -> tuple[list[float], list[float], float, int]:
+    """(wall seconds per repeat, slowest-shard compute seconds per repeat, copy GB/s, output bytes)."""
+    import ray
+
+    from soup_search.merge import MergeRecipe
+    from soup_search.shard_pool import ShardedPool
+
+    rng = np.random.default_rng(1)
+    walls, computes = [], []
+    with ShardedPool(pool, n_shards=shards, num_threads=num_threads, cache_size=0) as sp:
+        ray.get(sp.merge(MergeRecipe.soup(_weights(rng, pool.names))))  # warm-up: buffers, object store
+        for _ in range(repeats):
+            recipe = MergeRecipe.soup(_weights(rng, pool.names))
+            t0 = time.perf_counter()
+            parts = ray.get(sp.merge(recipe))
+            walls.append(time.perf_counter() - t0)
+            computes.append(max(s["last_merge_s"] for s in sp.stats()))
+            out_bytes = sum(a.nbytes for part in parts for a in part.values())
+            del parts
+        part_bytes = [sum(pool.tensor_infos[n].nbytes for n in part) for part in sp.parts]
+        # each actor copies an array as large as its share of the output, all at the same time
+        times = ray.get([a.copy_probe.remote(b, 5) for a, b in zip(sp.actors, part_bytes)])
+        copy_gbps = sum(2 * b / t for b, t in zip(part_bytes, times)) / 1e9
+    return walls, computes, copy_gbps, out_bytes
+
+
+def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2, dtype: str = "float32",
+              repeats: int = 3, keep: Path | None = None, num_threads: int = 1, progress=None) -> MergeBench:
+    """Run the whole benchmark; ``keep`` keeps the generated checkpoints (and the merged one) there."""
+    from soup_search.candidates import load_pool
+
+    params = check_options(models, params, shards, dtype, repeats)
+    say = progress or (lambda msg: None)
+    tmp = None
+    if keep is None:
+        tmp = tempfile.TemporaryDirectory(prefix="soup-bench-")
+        root = Path(tmp.name)
+    else:
+        root = Path(keep)
+    try:
+        say(f"writing {models} checkpoints of {params / 1e6:.0f}M {dtype} params")
+        paths = write_models(root / "models", models, params, dtype)
+        pool = load_pool(paths)
+        model_bytes = sum(i.nbytes for i in pool.tensor_infos.values())
+        say("disk-to-disk merge")
+        method, disk_s = disk_to_disk(pool, root / "merged", shards, num_threads)
+        say(f"in-memory merges on {shards} shard actors")
+        walls, computes, copy_gbps, out_bytes = in_memory(pool, shards, repeats, num_threads)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    moved = models * model_bytes + out_bytes  # read every input once, write the soup once
+    best = min(walls)
+    mem_gbps = moved / best / 1e9
+    return MergeBench(
+        models=models, params=params, shards=shards, dtype=dtype, repeats=repeats,
+        model_bytes=model_bytes, tensors=len(pool.tensor_infos), disk_method=method,
+        disk_to_disk_s=disk_s, disk_to_disk_gbps=(models + 1) * model_bytes / disk_s / 1e9,
+        in_memory_s=best, in_memory_median_s=statistics.median(walls), in_memory_gbps=mem_gbps,
+        copy_gbps=copy_gbps, ratio=mem_gbps / copy_gbps, actor_merge_s=min(computes),
+        load_avg=tuple(round(x, 2) for x in os.getloadavg()), cpus=os.cpu_count() or 0,
+    )
+
+
+def to_json(result: MergeBench) -> str:
+    return json.dumps(asdict(result), indent=2)

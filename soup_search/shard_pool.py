@@ -1,0 +1,185 @@
+"""Shards of a candidate pool held by Ray actors; every trial merges in parallel, in memory.
+
+:class:`ShardedPool` partitions the pool's tensors by bytes, starts one
+:class:`~soup_search.shards.Shard` actor per part in a placement group, and merges a
+recipe on all of them at once. Results stay in the object store as one
+``{name: ndarray}`` per shard (read zero-copy by whoever scores them); an LRU keyed by
+the recipe fingerprint hands back the same refs for a recipe merged again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import ray
+
+from soup_search.errors import MergeError
+from soup_search.shards import Shard, partition_by_bytes, to_torch, torch_dtype
+
+#: actor restarts / task retries after a crash (the actor reloads its shard on restart)
+MAX_RESTARTS = 3
+
+
+class _ShardActorImpl(Shard):
+    """The actor flavour of :class:`Shard`: picks its device itself (one place) and reuses buffers."""
+
+    def __init__(self, candidates, tensor_names, use_gpu: bool = False, num_threads: int | None = None):
+        super().__init__(candidates, tensor_names, device=pick_device(use_gpu), num_threads=num_threads)
+
+    def merge(self, recipe, reuse_buffers: bool = True):
+        # safe: Ray copies the returned arrays into the object store before the next call runs
+        return super().merge(recipe, reuse_buffers=reuse_buffers)
+
+    def ready(self) -> bool:
+        return True
+
+
+def pick_device(use_gpu: bool) -> str:
+    """The one place a shard's device is chosen: the actor's (Ray-assigned) GPU, else the CPU."""
+    import torch
+
+    return "cuda:0" if use_gpu and torch.cuda.is_available() else "cpu"
+
+
+#: the Ray actor: a crashed actor is restarted (reloading its shard) and its call retried
+ShardActor = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)(_ShardActorImpl)
+
+
+class ShardedPool:
+    """A candidate pool split over ``n_shards`` Ray actors that merge recipes in memory.
+
+    ``pool_or_candidates``: a ``Pool`` from :func:`soup_search.candidates.load_pool`, or the
+    specs to give it. ``placement``: ``"PACK"`` (one node if it fits) or ``"SPREAD"``
+    (shards on different nodes). ``use_gpu=None`` uses GPUs when the cluster has any.
+    ``num_cpus`` per actor is fractional so shards and scorers share the cores;
+    ``num_threads`` is the torch threads per actor (default: 1).
+    """
+
+    def __init__(self, pool_or_candidates, n_shards: int = 2, placement: str = "PACK",
+                 use_gpu: bool | None = None, cache_size: int = 8, num_cpus: float = 0.25,
+                 num_threads: int | None = 1, timeout_s: float = 120.0):
+        from ray.util.placement_group import placement_group, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        if placement not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
+            raise MergeError(f"placement {placement!r} is unknown; use PACK or SPREAD")
+        self.pool = _as_pool(pool_or_candidates)
+        self.parts = partition_by_bytes(self.pool.tensor_infos, n_shards)
+        gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
+        self.use_gpu = bool(gpus) if use_gpu is None else bool(use_gpu)
+        if self.use_gpu and not gpus:
+            raise MergeError("use_gpu=True but the Ray cluster has no GPU; pass use_gpu=False")
+        num_gpus = min(1.0, gpus / n_shards) if self.use_gpu else 0
+        bundle = {"CPU": num_cpus} | ({"GPU": num_gpus} if num_gpus else {})
+        self._pg = placement_group([dict(bundle) for _ in self.parts], strategy=placement)
+        self._remove_pg = remove_placement_group
+        try:
+            ray.get(self._pg.ready(), timeout=timeout_s)
+        except Exception as exc:
+            remove_placement_group(self._pg)
+            raise MergeError(f"could not place {n_shards} shard actors with {bundle} each within "
+                             f"{timeout_s:.0f}s ({type(exc).__name__}); free resources or use fewer shards") from None
+        cands = [(c.name, str(c.path)) for c in self.pool.candidates]
+        self.actors = [
+            ShardActor.options(
+                num_cpus=num_cpus, num_gpus=num_gpus,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    placement_group=self._pg, placement_group_bundle_index=i),
+            ).remote(cands, part, use_gpu=self.use_gpu, num_threads=num_threads)
+            for i, part in enumerate(self.parts)
+        ]
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, list] = OrderedDict()
+        try:
+            ray.get([a.ready.remote() for a in self.actors], timeout=timeout_s)
+        except Exception:
+            self.close()
+            raise
+
+    # ---------------------------------------------------------------- merging
+    def merge(self, recipe, cache: bool = True) -> list:
+        """One ObjectRef per shard, each resolving to ``{name: ndarray}``; merged in parallel.
+
+        A recipe whose fingerprint is in the LRU is not merged again: the same refs come back.
+        """
+        key = recipe.fingerprint() if cache and self.cache_size > 0 else None
+        if key is not None and key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        refs = [a.merge.remote(recipe) for a in self.actors]
+        if key is not None:
+            self._cache[key] = refs
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return refs
+
+    def merged_state_dict(self, recipe, cache: bool = True) -> dict:
+        """The merged weights as ``{name: torch.Tensor}`` (zero-copy views of the object store)."""
+        from soup_search.merge import output_dtype
+
+        try:
+            parts = ray.get(self.merge(recipe, cache=cache))
+        except ray.exceptions.RayError:
+            self.forget(recipe)  # do not hand out failed refs again
+            raise
+        out = {}
+        for part in parts:
+            for name, array in part.items():
+                dtype = output_dtype(recipe, torch_dtype(self.pool.tensor_infos[name].dtype))
+                out[name] = to_torch(array, dtype)
+        return {name: out[name] for name in self.pool.tensor_infos}  # the pool's tensor order
+
+    def merge_to_checkpoint(self, recipe, out_dir: str | Path, config=None,
+                            tokenizer_src: str | Path | None = None) -> Path:
+        """Write the merged model as a checkpoint (safetensors, config, tokenizer files) to ``out_dir``."""
+        from soup_search.checkpoint import TOKENIZER_FILES, write_checkpoint
+
+        state = self.merged_state_dict(recipe)
+        src = Path(tokenizer_src) if tokenizer_src is not None else self.pool.tokenizer_dir
+        extra = {f: (src / f).read_bytes() for f in TOKENIZER_FILES if src and (src / f).is_file()}
+        return write_checkpoint(out_dir, state.items(), config=config if config is not None else self.pool.config,
+                                metadata={"soup_search_recipe": recipe.fingerprint()}, extra_files=extra)
+
+    # ---------------------------------------------------------------- introspection / lifetime
+    def stats(self) -> list[dict]:
+        return ray.get([a.stats.remote() for a in self.actors])
+
+    def copy_probe(self, nbytes: int, repeats: int = 3) -> list[float]:
+        """Each actor's fastest ``np.copyto`` of ``nbytes``, all actors at once (bandwidth probe)."""
+        return ray.get([a.copy_probe.remote(nbytes, repeats) for a in self.actors])
+
+    def forget(self, recipe) -> None:
+        """Drop ``recipe`` from the cache (e.g. after its refs failed)."""
+        self._cache.pop(recipe.fingerprint(), None)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def close(self) -> None:
+        """Kill the actors and remove the placement group (idempotent)."""
+        self._cache.clear()
+        for a in getattr(self, "actors", []):
+            ray.kill(a, no_restart=True)
+        self.actors = []
+        if getattr(self, "_pg", None) is not None:
+            self._remove_pg(self._pg)
+            self._pg = None
+
+    def __enter__(self) -> ShardedPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _as_pool(pool_or_candidates):
+    if hasattr(pool_or_candidates, "tensor_infos") and hasattr(pool_or_candidates, "candidates"):
+        return pool_or_candidates
+    from soup_search.candidates import load_pool
+
+    specs = pool_or_candidates
+    if isinstance(specs, (str, Path)):
+        specs = [specs]
+    return load_pool(list(specs) if isinstance(specs, Sequence) else specs)

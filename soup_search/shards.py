@@ -1,0 +1,263 @@
+"""One shard of every candidate, resident in memory, merged on demand (the hot path of a trial).
+
+:func:`partition_by_bytes` splits the tensor names of a pool into byte-balanced shards;
+a :class:`Shard` loads its tensors of every candidate once and merges them for any recipe.
+``Shard`` is a plain class (no Ray); :mod:`soup_search.shard_pool` wraps it as an actor.
+
+Layout: for each candidate, the shard's tensors of one input dtype live in ONE flat
+buffer (tensor views into it), so the ``linear`` fast path is a handful of large,
+cache-blocked kernels instead of thousands of small ones. The output buffers are
+allocated once and reused by the actor (Ray copies the result into the object store
+when the method returns); used directly, :meth:`Shard.merge` returns fresh arrays.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from soup_search.errors import MergeError
+
+#: elements per block of the linear fast path: inputs stream through, the block stays in L2
+BLOCK = 1 << 18
+
+_TORCH_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}
+
+
+def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """A safetensors dtype name ("F32", "BF16", ...) or a torch dtype, as a torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _TORCH_DTYPES[dtype.upper()]
+    except KeyError:
+        raise MergeError(f"unsupported tensor dtype {dtype!r}; use one of {sorted(_TORCH_DTYPES)}") from None
+
+
+def partition_by_bytes(infos: Mapping[str, Any], n: int) -> list[list[str]]:
+    """Split tensor names into ``n`` shards of about equal bytes.
+
+    Greedy, largest tensor first onto the currently lightest shard (ties: lowest shard
+    index; equal sizes: by name), so the result is deterministic. ``infos`` maps a name to
+    anything with ``.nbytes`` (a ``TensorInfo``) or to a byte count. Names inside each
+    shard keep the order of ``infos``. ``n`` larger than the number of tensors is an
+    error: a shard without tensors would be an idle actor holding a CPU slot.
+    """
+    if n < 1:
+        raise MergeError(f"number of shards must be at least 1, got {n}; pass n_shards >= 1")
+    if n > len(infos):
+        raise MergeError(
+            f"{n} shards for only {len(infos)} tensors; pass n_shards <= {len(infos)}")
+    sizes = {name: int(getattr(info, "nbytes", info)) for name, info in infos.items()}
+    heap = [(0, i) for i in range(n)]
+    owner: dict[str, int] = {}
+    for name in sorted(sizes, key=lambda k: (-sizes[k], k)):
+        load, i = heapq.heappop(heap)
+        owner[name] = i
+        heapq.heappush(heap, (load + sizes[name], i))
+    return [[name for name in infos if owner[name] == i] for i in range(n)]
+
+
+class Shard:
+    """The tensors ``tensor_names`` of every candidate, loaded once and kept resident on ``device``.
+
+    ``candidates`` is the pool's ``[(name, checkpoint path), ...]``; model keys in the
+    recipes given to :meth:`merge` are these names.
+    """
+
+    def __init__(self, candidates: Sequence[tuple[str, str | Path]], tensor_names: Sequence[str],
+                 device: str = "cpu", num_threads: int | None = None):
+        from soup_search.checkpoint import CheckpointReader
+
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
+        self.device = torch.device(device)
+        self.names = list(tensor_names)
+        self.candidates = [str(name) for name, _ in candidates]
+        readers = {str(name): CheckpointReader(path) for name, path in candidates}
+        first = readers[self.candidates[0]]
+        self.num_layers = first.config.get("num_hidden_layers")
+        self.shapes = {n: tuple(first.info(n).shape) for n in self.names}
+        self.dtypes = {n: torch_dtype(first.info(n).dtype) for n in self.names}
+        # group by input dtype: one flat buffer per (candidate, dtype), tensors are views
+        self._groups: dict[torch.dtype, list[str]] = {}
+        for n in self.names:
+            self._groups.setdefault(self.dtypes[n], []).append(n)
+        self._offsets = {}
+        for names in self._groups.values():
+            off = 0
+            for n in names:
+                numel = int(np.prod(self.shapes[n], dtype=np.int64))
+                self._offsets[n] = (off, off + numel)
+                off += numel
+        self._flat: dict[str, dict[torch.dtype, torch.Tensor]] = {}
+        self._tensors: dict[str, dict[str, torch.Tensor]] = {}
+        for cand, reader in readers.items():
+            flats, views = {}, {}
+            for dtype, names in self._groups.items():
+                # a candidate may store other dtypes than the first: keep its own if it has
+                # one for the group, else float32 (merges accumulate in float32 anyway)
+                own = {torch_dtype(reader.info(n).dtype) for n in names}
+                store = own.pop() if len(own) == 1 else torch.float32
+                total = self._offsets[names[-1]][1]
+                flat = torch.empty(total, dtype=store, device=self.device)
+                for n in names:
+                    a, b = self._offsets[n]
+                    src = reader.get(n)
+                    if tuple(src.shape) != self.shapes[n]:
+                        raise MergeError(
+                            f"tensor {n} of candidate {cand} has shape {tuple(src.shape)}, expected "
+                            f"{self.shapes[n]}; use checkpoints of one architecture")
+                    flat[a:b].copy_(src.reshape(-1))
+                    views[n] = flat[a:b].view(self.shapes[n])
+                flats[dtype] = flat
+            self._flat[cand], self._tensors[cand] = flats, views
+            reader.close()
+        self._out: dict[torch.dtype, torch.Tensor] = {}  # reused output buffers, by output dtype
+        self.merges = 0
+        self.last_merge_s = 0.0
+
+    # ---------------------------------------------------------------- merging
+    def merge(self, recipe, reuse_buffers: bool = False) -> dict[str, np.ndarray]:
+        """Merge every tensor of this shard for ``recipe``; ``{name: array}`` in the output dtype.
+
+        bfloat16 outputs (numpy has no bfloat16) come back as ``uint16`` arrays holding the
+        raw bits; :func:`to_torch` turns them back. With ``reuse_buffers`` the arrays are
+        views of buffers that the next merge overwrites: only for a caller that copies them
+        at once (the Ray actor, whose return value is copied into the object store).
+        """
+        from soup_search.merge import output_dtype
+
+        t0 = time.perf_counter()
+        plan = recipe.plan(self.num_layers)
+        keys = list(plan.keys) + ([plan.base_key] if plan.base_key else [])
+        unknown = [k for k in keys if k not in self._tensors]
+        if unknown:
+            raise MergeError(f"recipe uses models {unknown} that are not in the pool "
+                             f"{self.candidates}; use candidate names as model keys")
+        result: dict[str, np.ndarray] = {}
+        for in_dtype, names in self._groups.items():
+            out = self._out_buffer(in_dtype, output_dtype(recipe, in_dtype), names, reuse_buffers)
+            if not in_dtype.is_floating_point:  # integer buffers: copied from the first model
+                out.copy_(self._flat[keys[0]][in_dtype])
+            elif plan.method.name == "linear":
+                for start, stop, coeffs in self._linear_runs(plan, names):
+                    self._linear_into(out, in_dtype, start, stop, list(zip(plan.keys, coeffs)))
+            else:
+                self._generic_into(out, recipe, names, plan)
+            host = out if out.device.type == "cpu" else out.cpu()
+            if host.dtype == torch.bfloat16:
+                host = host.view(torch.uint16)
+            flat = host.numpy()
+            for n in names:
+                a, b = self._offsets[n]
+                result[n] = flat[a:b].reshape(self.shapes[n])
+        self.merges += 1
+        self.last_merge_s = time.perf_counter() - t0
+        return result
+
+    def _out_buffer(self, in_dtype, out_dtype, names, reuse: bool) -> torch.Tensor:
+        total = self._offsets[names[-1]][1]
+        key = (in_dtype, out_dtype)
+        if not reuse:
+            return torch.empty(total, dtype=out_dtype, device=self.device)
+        if key not in self._out:
+            self._out[key] = torch.empty(total, dtype=out_dtype, device=self.device)
+        return self._out[key]
+
+    def _linear_runs(self, plan, names):
+        """``(start, stop, coefficients)`` over the flat buffer: consecutive tensors sharing
+        coefficients form one run (one run in all for a plain soup)."""
+        runs: list[list] = []
+        for n in names:
+            coeffs = tuple(plan.prepared(n))  # linear's plan: w_i / sum(w), aligned with plan.keys
+            a, b = self._offsets[n]
+            if runs and runs[-1][2] == coeffs and runs[-1][1] == a:
+                runs[-1][1] = b
+            else:
+                runs.append([a, b, coeffs])
+        return runs
+
+    def _linear_into(self, out: torch.Tensor, in_dtype, start: int, stop: int,
+                     coeffs: Sequence[tuple[str, float]]):
+        """``out = sum(c_i * x_i)`` in float32, block by block over the flat buffers.
+
+        The same torch ops, in the same order, as ``merge.method.weighted_sum`` (the
+        generic linear path: multiply the first input, ``add_(x, alpha=c)`` the others,
+        skip zero coefficients), so results are bit-identical; blocking only keeps the
+        float32 accumulator in cache when the output dtype is not float32.
+        """
+        terms = [(self._flat[k][in_dtype], c) for k, c in coeffs if c != 0]
+        if not terms:
+            out[start:stop].zero_()
+            return
+        f32 = out.dtype == torch.float32
+        acc = None if f32 else torch.empty(min(BLOCK, stop - start), dtype=torch.float32, device=out.device)
+        for s in range(start, stop, BLOCK):
+            e = min(stop, s + BLOCK)
+            a = out[s:e] if f32 else acc[: e - s]
+            x0, c0 = terms[0]
+            if x0.dtype == torch.float32:
+                torch.mul(x0[s:e], c0, out=a)
+            else:
+                a.copy_(x0[s:e])
+                a.mul_(c0)
+            for x, c in terms[1:]:
+                a.add_(x[s:e], alpha=c)
+            if not f32:
+                out[s:e].copy_(a)
+
+    def _generic_into(self, out: torch.Tensor, recipe, names, plan):
+        from soup_search.merge import merge_tensor
+
+        for n in names:
+            a, b = self._offsets[n]
+            merged = merge_tensor(recipe, n, {k: self._tensors[k][n] for k in plan.keys},
+                                  self._tensors[plan.base_key][n] if plan.base_key else None,
+                                  num_layers=self.num_layers)
+            out[a:b].copy_(merged.reshape(-1))
+
+    # ---------------------------------------------------------------- introspection
+    def stats(self) -> dict:
+        """Merges done since start, tensors, resident bytes, device, last merge time and process id."""
+        resident = sum(f.numel() * f.element_size() for fl in self._flat.values() for f in fl.values())
+        return {"merges": self.merges, "tensors": len(self.names), "resident_bytes": resident,
+                "device": str(self.device), "last_merge_s": self.last_merge_s, "pid": os.getpid()}
+
+    def copy_probe(self, nbytes: int, repeats: int = 3) -> float:
+        """Seconds for the fastest of ``repeats`` ``np.copyto`` of ``nbytes`` (memory bandwidth probe)."""
+        src = np.ones(max(1, nbytes // 4), dtype=np.float32)
+        dst = np.zeros_like(src)
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            np.copyto(dst, src)
+            best = min(best, time.perf_counter() - t)
+        return best
+
+
+def to_torch(array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A merged array as a tensor, zero-copy; ``dtype=torch.bfloat16`` reinterprets uint16 bits."""
+    if not array.flags.writeable:
+        # arrays from the object store are read-only; torch warns but shares the memory
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.from_numpy(array)
+    else:
+        t = torch.from_numpy(array)
+    if dtype is torch.bfloat16 and t.dtype == torch.uint16:
+        t = t.view(torch.bfloat16)
+    return t

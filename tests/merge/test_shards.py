@@ -1,0 +1,179 @@
+"""Shards: byte-balanced partitions, in-memory merges equal to merge_tensor, the Ray shard pool."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from soup_search.candidates import load_pool
+from soup_search.errors import MergeError
+from soup_search.merge import MergeRecipe, merge_tensor, output_dtype
+from soup_search.shards import Shard, partition_by_bytes, to_torch, torch_dtype
+from tests.checkpoints import make_pool, tiny_llama_config
+
+WEIGHTS = {"m0": 0.2, "m1": 0.3, "m2": 0.5}
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    return load_pool(make_pool(tmp_path_factory.mktemp("pool"), n=3))
+
+
+@pytest.fixture(scope="module")
+def bf16_pool(tmp_path_factory):
+    return load_pool(make_pool(tmp_path_factory.mktemp("pool16"), n=3, dtype=torch.bfloat16))
+
+
+def cands(pool):
+    return [(c.name, c.path) for c in pool.candidates]
+
+
+def reference(pool, recipe) -> dict[str, torch.Tensor]:
+    """Every tensor merged in-process by merge_tensor from freshly read checkpoints."""
+    readers = {c.name: pool.reader(c.name) for c in pool.candidates}
+    keys = [m.model for m in recipe.models]
+    out = {}
+    for name, info in pool.tensor_infos.items():
+        base = readers[recipe.base_model].get(name) if recipe.base_model else None
+        merged = merge_tensor(recipe, name, {k: readers[k].get(name) for k in keys}, base)
+        out[name] = merged.to(output_dtype(recipe, torch_dtype(info.dtype)))
+    return out
+
+
+# ---------------------------------------------------------------- partition
+def test_partition_balances_bytes_and_is_deterministic():
+    sizes = {f"t{i}": s for i, s in enumerate([100, 90, 80, 70, 60, 50, 40, 30, 20, 10, 5, 5])}
+    parts = partition_by_bytes(sizes, 3)
+    assert parts == partition_by_bytes(dict(sizes), 3)
+    assert sorted(n for p in parts for n in p) == sorted(sizes)
+    loads = [sum(sizes[n] for n in p) for p in parts]
+    assert max(loads) - min(loads) <= 10  # 560 bytes into 3: greedy gets within the smallest-but-one
+    for p in parts:  # names keep the input order
+        assert p == [n for n in sizes if n in p]
+
+
+def test_partition_of_a_real_pool_and_bad_counts(pool):
+    parts = partition_by_bytes(pool.tensor_infos, 2)
+    loads = [sum(pool.tensor_infos[n].nbytes for n in p) for p in parts]
+    assert abs(loads[0] - loads[1]) <= max(i.nbytes for i in pool.tensor_infos.values())
+    assert partition_by_bytes(pool.tensor_infos, 1) == [list(pool.tensor_infos)]
+    with pytest.raises(MergeError, match="n_shards <="):
+        partition_by_bytes(pool.tensor_infos, len(pool.tensor_infos) + 1)
+    with pytest.raises(MergeError, match="at least 1"):
+        partition_by_bytes(pool.tensor_infos, 0)
+
+
+# ---------------------------------------------------------------- Shard (no Ray)
+def test_shard_linear_equals_direct_torch_and_merge_tensor(pool):
+    names = partition_by_bytes(pool.tensor_infos, 2)[0]
+    shard = Shard(cands(pool), names)
+    recipe = MergeRecipe.soup(WEIGHTS)
+    out = shard.merge(recipe)
+    assert sorted(out) == sorted(names)
+    ref = reference(pool, recipe)
+    readers = {c.name: pool.reader(c.name) for c in pool.candidates}
+    for n in names:
+        direct = sum(w * readers[k].get(n) for k, w in WEIGHTS.items()) / sum(WEIGHTS.values())
+        torch.testing.assert_close(torch.from_numpy(out[n]), direct, rtol=1e-6, atol=1e-7)
+        assert torch.equal(torch.from_numpy(out[n]), ref[n]), n  # bit-identical to merge_tensor
+    # reused buffers (the actor's mode) give the same numbers, and a second merge changes them in place
+    again = shard.merge(recipe, reuse_buffers=True)
+    assert all(torch.equal(torch.from_numpy(again[n]), ref[n]) for n in names)
+    assert shard.stats()["merges"] == 2
+
+
+@pytest.mark.parametrize("method,params", [
+    ("task_arithmetic", {"lambda": 0.8}),
+    ("ties", {"density": 0.5}),
+])
+def test_shard_generic_methods_equal_merge_tensor(pool, method, params):
+    recipe = MergeRecipe.soup({"m1": 0.6, "m2": 0.4}, method=method, base_model="m0", **params)
+    shard = Shard(cands(pool), list(pool.tensor_infos))
+    out = shard.merge(recipe)
+    ref = reference(pool, recipe)
+    for n in pool.tensor_infos:
+        assert torch.equal(torch.from_numpy(out[n]), ref[n]), n
+
+
+def test_shard_bf16_linear_matches_merge_tensor(bf16_pool):
+    recipe = MergeRecipe.soup(WEIGHTS)
+    shard = Shard(cands(bf16_pool), list(bf16_pool.tensor_infos))
+    out = shard.merge(recipe)
+    ref = reference(bf16_pool, recipe)
+    for n, array in out.items():
+        got = to_torch(array, torch.bfloat16)
+        assert got.dtype == ref[n].dtype == torch.bfloat16
+        assert torch.equal(got, ref[n]), n
+
+
+def test_shard_refuses_unknown_models(pool):
+    shard = Shard(cands(pool), list(pool.tensor_infos)[:2])
+    with pytest.raises(MergeError, match="not in the pool"):
+        shard.merge(MergeRecipe.soup({"m0": 0.5, "nope": 0.5}))
+
+
+# ---------------------------------------------------------------- ShardedPool (real Ray)
+@pytest.fixture(scope="module")
+def sharded(ray_session, pool):
+    from soup_search.shard_pool import ShardedPool
+
+    with ShardedPool(pool, n_shards=2, cache_size=4) as sp:
+        yield sp
+
+
+def test_sharded_pool_equals_in_process_merge_and_loads_into_llama(sharded, pool):
+    from transformers import LlamaForCausalLM
+
+    recipe = MergeRecipe.soup({"m0": 0.1, "m1": 0.7, "m2": 0.2})
+    state = sharded.merged_state_dict(recipe)
+    ref = reference(pool, recipe)
+    assert list(state) == list(pool.tensor_infos)
+    assert all(torch.equal(state[n], ref[n]) for n in ref)
+    model = LlamaForCausalLM(tiny_llama_config())
+    model.load_state_dict(state, strict=True)
+    assert torch.equal(model.lm_head.weight.detach(), ref["lm_head.weight"])
+
+
+def test_sharded_pool_cache_returns_same_refs_without_merging(sharded):
+    recipe = MergeRecipe.soup({"m0": 0.25, "m1": 0.25, "m2": 0.5})
+    before = [s["merges"] for s in sharded.stats()]
+    refs = sharded.merge(recipe)
+    assert sharded.merge(MergeRecipe.soup({"m0": 0.25, "m1": 0.25, "m2": 0.5})) is refs
+    after = [s["merges"] for s in sharded.stats()]
+    assert after == [b + 1 for b in before]
+    fresh = sharded.merge(recipe, cache=False)
+    assert fresh is not refs
+    assert [s["merges"] for s in sharded.stats()] == [a + 1 for a in after]
+
+
+def test_sharded_pool_survives_a_killed_actor(sharded, pool, ray_session):
+    ray = ray_session
+    old_pid = sharded.stats()[0]["pid"]
+    ray.kill(sharded.actors[0], no_restart=False)
+    deadline = time.time() + 60
+    while True:  # stats() is retried on the restarted actor (max_task_retries)
+        try:
+            if sharded.stats()[0]["pid"] != old_pid:
+                break
+        except ray.exceptions.RayActorError:
+            pass
+        assert time.time() < deadline, "the killed shard actor was not restarted"
+        time.sleep(0.2)
+    recipe = MergeRecipe.soup({"m0": 0.4, "m1": 0.4, "m2": 0.2})
+    state = sharded.merged_state_dict(recipe)
+    ref = reference(pool, recipe)
+    assert all(torch.equal(state[n], ref[n]) for n in ref)
+    assert sharded.stats()[0]["merges"] == 1  # the new actor reloaded its shard and merged once
+
+
+def test_merge_to_checkpoint_writes_a_loadable_model(sharded, pool, tmp_path):
+    from transformers import LlamaForCausalLM
+
+    recipe = MergeRecipe.soup(WEIGHTS)
+    out = sharded.merge_to_checkpoint(recipe, tmp_path / "soup")
+    assert (out / "tokenizer.json").is_file() and (out / "config.json").is_file()
+    model = LlamaForCausalLM.from_pretrained(out)
+    ref = reference(pool, recipe)
+    assert torch.equal(model.model.embed_tokens.weight.detach(), ref["model.embed_tokens.weight"])
