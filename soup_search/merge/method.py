@@ -1,0 +1,78 @@
+"""The contract every merge method meets, and the float32 weighted sum most of them reduce to.
+
+A method is a configured instance (see :mod:`soup_search.merge.registry`), not a subclass
+tree: it declares its parameters and how it treats ``base_model``, turns the parameters
+resolved for one tensor name into a small precomputed plan (:meth:`MergeMethod.prepare`,
+cached per tensor name, where bad weights are refused), and merges tensors with that plan
+(:meth:`MergeMethod.merge`, the hot path: float32 accumulation with in-place torch ops).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from soup_search.merge.params import ParamSpec, TensorParams
+
+if TYPE_CHECKING:
+    import torch
+
+ZERO_SUM = 1e-8  # mergekit's threshold for a zero weight sum (generalized_task_arithmetic.py)
+
+
+class MergeMethod(ABC):
+    """A named merge method.
+
+    ``base`` says how ``base_model`` is used: "required" (task vectors are taken against it;
+    it is not one of the inputs), "input" (mergekit adds it to the inputs when it is not
+    listed in ``models``; it is merged like any other model) or "forbidden".
+    """
+
+    name: str
+    params: tuple[ParamSpec, ...]
+    base: str = "input"
+    num_models: int | None = None  # exact number of models, if the method fixes it
+    ordered: bool = False  # whether the order of ``models`` changes the result
+    reference: str = ""
+
+    def canonical_parameters(self, parameters: dict) -> tuple[dict, list[str]]:
+        """Rewrite method-specific shorthands of the top-level parameters; returns (params, problems)."""
+        return parameters, []
+
+    def to_mergekit(self, data: dict) -> tuple[dict, str]:
+        """The mergekit YAML dict for a recipe dict, and a comment line ("" if none)."""
+        return data, ""
+
+    @abstractmethod
+    def prepare(self, params: TensorParams) -> Any:
+        """Precompute what :meth:`merge` needs for one tensor; raise MergeError on bad weights."""
+
+    @abstractmethod
+    def merge(self, plan: Any, tensors: Sequence[torch.Tensor], base: torch.Tensor | None) -> torch.Tensor:
+        """Merge one tensor per input (``params.keys`` order); returns float32."""
+
+
+def weighted_sum(tensors: Sequence[torch.Tensor], coeffs: Sequence[float],
+                 base: torch.Tensor | None = None, base_coeff: float = 0.0) -> torch.Tensor:
+    """float32 ``sum(c_i * t_i) + base_coeff * base`` on the tensors' device.
+
+    Zero coefficients are skipped (that model's tensor is not touched), so a zero weight in
+    a soup costs nothing.
+    """
+    import torch
+
+    terms = [(t, c) for t, c in zip(tensors, coeffs) if c != 0]
+    if base is not None and base_coeff != 0:
+        terms.append((base, base_coeff))
+    if not terms:
+        ref = tensors[0] if len(tensors) else base
+        return torch.zeros(ref.shape, dtype=torch.float32, device=ref.device)
+    first, c0 = terms[0]
+    if first.dtype == torch.float32:
+        out = torch.mul(first, c0)
+    else:
+        out = first.to(torch.float32).mul_(c0)
+    for t, c in terms[1:]:
+        out.add_(t, alpha=c)  # a bf16/f16 t is upcast elementwise into the float32 buffer
+    return out
