@@ -37,6 +37,7 @@ class MergePlan:
         self._sources = [(models.get(k), recipe.parameters) for k in self.keys]
         self._shared = [s for s in self.method.params if s.scope == "global"]
         self._per_model = [s for s in self.method.params if s.scope == "model"]
+        self._gradients = recipe.has_gradients()
         self._params: dict[str, TensorParams] = {}
         self._prepared: dict[str, Any] = {}
 
@@ -44,7 +45,7 @@ class MergePlan:
         """The parameters of tensor ``name``, resolved as mergekit does (cached)."""
         params = self._params.get(name)
         if params is None:
-            t = layer_t(name, self.num_layers) if self.recipe.has_gradients() else 0.0
+            t = layer_t(name, self.num_layers) if self._gradients else 0.0
             shared = {s.name: resolve(s, [self.recipe.parameters], name, t, "the recipe") for s in self._shared}
             per_model = tuple(
                 {s.name: resolve(s, sources, name, t, f"model {key!r}") for s in self._per_model}

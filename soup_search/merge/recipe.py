@@ -158,8 +158,12 @@ class MergeRecipe(BaseModel):
         return [note for key, note in NOTES.items() if key in self.parameters]
 
     def has_gradients(self) -> bool:
-        settings = list(self.parameters.values()) + [v for m in self.models for v in m.parameters.values()]
-        return any(has_gradient(s) for s in settings)
+        """Whether any parameter is a gradient list (then merges need the layer count)."""
+        found = self._plans.get("gradients")
+        if found is None:
+            settings = list(self.parameters.values()) + [v for m in self.models for v in m.parameters.values()]
+            found = self._plans["gradients"] = any(has_gradient(s) for s in settings)
+        return found
 
     def plan(self, num_layers: int | None = None) -> MergePlan:
         """The cached per-tensor plan (``num_layers`` only matters for gradient parameters)."""
@@ -170,6 +174,14 @@ class MergeRecipe(BaseModel):
         if plan is None:
             plan = self._plans[key] = MergePlan(self, num_layers)
         return plan
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> MergeRecipe:
+        """A validated copy with ``update`` applied (and a fresh plan cache)."""
+        return type(self).model_validate({**self.model_dump(), **(update or {})})
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        return {**state, "__pydantic_private__": {"_plans": {}}}  # plans are rebuilt on the other side
 
     @classmethod
     def soup(cls, weights: Mapping[str, float], method: str = "linear", base_model: str | None = None,

@@ -180,3 +180,33 @@ parameters: {lambda: {attention: 0.3, mlp: [0.1, 0.9], default: 0.6}}
     wa, wb = (m["parameters"]["weight"] for m in data["models"])
     assert wa == [{"filter": "self_attn", "value": 0.3}, {"filter": "mlp", "value": [0.1, 0.9]}, {"value": 0.6}]
     assert wb == [{"filter": "self_attn", "value": 0.7}, {"filter": "mlp", "value": [0.9, 0.1]}, {"value": 0.4}]
+
+
+def test_model_copy_validates_and_does_not_share_the_plan_cache():
+    import torch
+
+    from soup_search.merge import merge_tensor
+
+    r = MergeRecipe.soup({"a": 1.0, "b": 3.0})
+    ts = {"a": torch.ones(2), "b": torch.zeros(2)}
+    assert merge_tensor(r, "x", ts).tolist() == [0.25, 0.25]
+    copy = r.model_copy(update={"models": [{"model": "a", "parameters": {"weight": 1.0}},
+                                           {"model": "b", "parameters": {"weight": 1.0}}], "dtype": "torch.float16"})
+    assert copy.dtype == "float16"
+    assert merge_tensor(copy, "x", ts).tolist() == [0.5, 0.5]
+    with pytest.raises(ConfigError):
+        r.model_copy(update={"merge_method": "nope"})
+
+
+def test_pickles_without_its_plan_cache():
+    import pickle
+
+    import torch
+
+    from soup_search.merge import merge_tensor
+
+    r = MergeRecipe.soup({"a": 0.5, "b": 0.5})
+    merge_tensor(r, "x", {"a": torch.ones(2), "b": torch.ones(2)})
+    again = pickle.loads(pickle.dumps(r))
+    assert again == r and again._plans == {}
+    assert merge_tensor(again, "x", {"a": torch.ones(2), "b": torch.ones(2)}).tolist() == [1.0, 1.0]
