@@ -146,8 +146,8 @@ class ShardedPool:
     def stats(self) -> list[dict]:
         return ray.get([a.stats.remote() for a in self.actors])
 
-    def copy_probe(self, nbytes: int, repeats: int = 3) -> list[float]:
-        """Each actor's fastest ``np.copyto`` of ``nbytes``, all actors at once (bandwidth probe)."""
+    def copy_probe(self, nbytes: int, repeats: int = 3) -> list[tuple[float, float]]:
+        """Each actor's (wall, CPU) seconds of its fastest ``np.copyto`` of ``nbytes``, all at once."""
         return ray.get([a.copy_probe.remote(nbytes, repeats) for a in self.actors])
 
     def forget(self, recipe) -> None:

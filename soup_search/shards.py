@@ -230,21 +230,22 @@ class Shard:
 
     # ---------------------------------------------------------------- introspection
     def stats(self) -> dict:
-        """Merges done since start, tensors, resident bytes, device, last merge time and process id."""
+        """Merges done, tensors, resident bytes, device, last merge time, process id and CPU seconds used."""
         resident = sum(f.numel() * f.element_size() for fl in self._flat.values() for f in fl.values())
         return {"merges": self.merges, "tensors": len(self.names), "resident_bytes": resident,
-                "device": str(self.device), "last_merge_s": self.last_merge_s, "pid": os.getpid()}
+                "device": str(self.device), "last_merge_s": self.last_merge_s, "pid": os.getpid(),
+                "cpu_s": time.process_time()}
 
-    def copy_probe(self, nbytes: int, repeats: int = 3) -> float:
-        """Seconds for the fastest of ``repeats`` ``np.copyto`` of ``nbytes`` (memory bandwidth probe)."""
+    def copy_probe(self, nbytes: int, repeats: int = 3) -> tuple[float, float]:
+        """(wall, CPU) seconds of the fastest of ``repeats`` ``np.copyto`` of ``nbytes`` (bandwidth probe)."""
         src = np.ones(max(1, nbytes // 4), dtype=np.float32)
         dst = np.zeros_like(src)
-        best = float("inf")
+        wall = cpu = float("inf")
         for _ in range(repeats):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             np.copyto(dst, src)
-            best = min(best, time.perf_counter() - t)
-        return best
+            wall, cpu = min(wall, time.perf_counter() - t), min(cpu, time.thread_time() - c)
+        return wall, cpu
 
 
 def to_torch(array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -45,6 +45,10 @@ class MergeBench:
     copy_gbps: float
     ratio: float
     actor_merge_s: float  # compute only, inside the actors (slowest shard), best repeat
+    in_memory_cpu_s: float  # CPU seconds of the busiest actor per merge (merge + put), best repeat
+    in_memory_cpu_gbps: float  # bytes read+written / in_memory_cpu_s: the figure that load does not skew
+    copy_cpu_gbps: float
+    ratio_cpu: float
     load_avg: tuple[float, float, float]
     cpus: int
 
@@ -151,30 +155,40 @@ def disk_to_disk(pool, out_dir: Path, shards: int, num_threads: int) -> tuple[st
     return "shard actors", time.perf_counter() - t0
 
 
-def in_memory(pool, shards: int, repeats: int, num_threads: int) -> tuple[list[float], list[float], float, int]:
-    """(wall seconds per repeat, slowest-shard compute seconds per repeat, copy GB/s, output bytes)."""
+def in_memory(pool, shards: int, repeats: int, num_threads: int) -> dict:
+    """Time ``repeats`` linear soups (new weights each) on shard actors, and their copy bandwidth.
+
+    Returns lists per repeat: ``wall`` (driver, around ``ray.get(pool.merge(...))``),
+    ``compute`` (slowest actor's merge alone), ``cpu`` (most CPU seconds an actor spent on the
+    call, merge and object-store put included); ``copy_gbps``/``copy_cpu_gbps`` (all actors
+    copying their share at once) and ``out_bytes``.
+    """
     import ray
 
     from soup_search.merge import MergeRecipe
     from soup_search.shard_pool import ShardedPool
 
     rng = np.random.default_rng(1)
-    walls, computes = [], []
+    res: dict = {"wall": [], "compute": [], "cpu": []}
     with ShardedPool(pool, n_shards=shards, num_threads=num_threads, cache_size=0) as sp:
         ray.get(sp.merge(MergeRecipe.soup(_weights(rng, pool.names))))  # warm-up: buffers, object store
         for _ in range(repeats):
             recipe = MergeRecipe.soup(_weights(rng, pool.names))
+            before = sp.stats()
             t0 = time.perf_counter()
             parts = ray.get(sp.merge(recipe))
-            walls.append(time.perf_counter() - t0)
-            computes.append(max(s["last_merge_s"] for s in sp.stats()))
-            out_bytes = sum(a.nbytes for part in parts for a in part.values())
+            res["wall"].append(time.perf_counter() - t0)
+            after = sp.stats()
+            res["compute"].append(max(s["last_merge_s"] for s in after))
+            res["cpu"].append(max(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before)))
+            res["out_bytes"] = sum(a.nbytes for part in parts for a in part.values())
             del parts
         part_bytes = [sum(pool.tensor_infos[n].nbytes for n in part) for part in sp.parts]
         # each actor copies an array as large as its share of the output, all at the same time
         times = ray.get([a.copy_probe.remote(b, 5) for a, b in zip(sp.actors, part_bytes)])
-        copy_gbps = sum(2 * b / t for b, t in zip(part_bytes, times)) / 1e9
-    return walls, computes, copy_gbps, out_bytes
+        res["copy_gbps"] = sum(2 * b / wall for b, (wall, _) in zip(part_bytes, times)) / 1e9
+        res["copy_cpu_gbps"] = sum(2 * b / cpu for b, (_, cpu) in zip(part_bytes, times)) / 1e9
+    return res
 
 
 def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2, dtype: str = "float32",
@@ -198,19 +212,21 @@ def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2,
         say("disk-to-disk merge")
         method, disk_s = disk_to_disk(pool, root / "merged", shards, num_threads)
         say(f"in-memory merges on {shards} shard actors")
-        walls, computes, copy_gbps, out_bytes = in_memory(pool, shards, repeats, num_threads)
+        mem = in_memory(pool, shards, repeats, num_threads)
     finally:
         if tmp is not None:
             tmp.cleanup()
-    moved = models * model_bytes + out_bytes  # read every input once, write the soup once
-    best = min(walls)
-    mem_gbps = moved / best / 1e9
+    moved = models * model_bytes + mem["out_bytes"]  # read every input once, write the soup once
+    # with n shards in parallel, the CPU-time throughput is n shares of bytes in the slowest actor's CPU time
+    mem_gbps, cpu_gbps = moved / min(mem["wall"]) / 1e9, moved / min(mem["cpu"]) / 1e9
     return MergeBench(
         models=models, params=params, shards=shards, dtype=dtype, repeats=repeats,
         model_bytes=model_bytes, tensors=len(pool.tensor_infos), disk_method=method,
         disk_to_disk_s=disk_s, disk_to_disk_gbps=(models + 1) * model_bytes / disk_s / 1e9,
-        in_memory_s=best, in_memory_median_s=statistics.median(walls), in_memory_gbps=mem_gbps,
-        copy_gbps=copy_gbps, ratio=mem_gbps / copy_gbps, actor_merge_s=min(computes),
+        in_memory_s=min(mem["wall"]), in_memory_median_s=statistics.median(mem["wall"]),
+        in_memory_gbps=mem_gbps, copy_gbps=mem["copy_gbps"], ratio=mem_gbps / mem["copy_gbps"],
+        actor_merge_s=min(mem["compute"]), in_memory_cpu_s=min(mem["cpu"]), in_memory_cpu_gbps=cpu_gbps,
+        copy_cpu_gbps=mem["copy_cpu_gbps"], ratio_cpu=cpu_gbps / mem["copy_cpu_gbps"],
         load_avg=tuple(round(x, 2) for x in os.getloadavg()), cpus=os.cpu_count() or 0,
     )
 

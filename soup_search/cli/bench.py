@@ -47,6 +47,10 @@ def merge(
     table.add_row("  of which merge compute in actors", f"{r.actor_merge_s:.3f} s", "")
     table.add_row("memory copy (np.copyto, same actors)", "", f"{r.copy_gbps:.2f}")
     table.add_row("in-memory / copy bandwidth", "", f"{r.ratio:.0%}")
+    table.add_row("in-memory merge, CPU time of busiest actor", f"{r.in_memory_cpu_s:.3f} s",
+                  f"{r.in_memory_cpu_gbps:.2f}")
+    table.add_row("memory copy, CPU time", "", f"{r.copy_cpu_gbps:.2f}")
+    table.add_row("in-memory / copy, by CPU time", "", f"{r.ratio_cpu:.0%}")
     console.print(table)
     console.print(f"load average {r.load_avg[0]:.2f} {r.load_avg[1]:.2f} {r.load_avg[2]:.2f} on {r.cpus} CPUs")
     if json_out is not None:

@@ -13,7 +13,8 @@ from soup_search.cli import app, main
 
 KEYS = {"models", "params", "shards", "dtype", "repeats", "model_bytes", "tensors", "disk_method",
         "disk_to_disk_s", "disk_to_disk_gbps", "in_memory_s", "in_memory_median_s", "in_memory_gbps",
-        "copy_gbps", "ratio", "actor_merge_s", "load_avg", "cpus"}
+        "copy_gbps", "ratio", "actor_merge_s", "in_memory_cpu_s", "in_memory_cpu_gbps",
+        "copy_cpu_gbps", "ratio_cpu", "load_avg", "cpus"}
 
 
 def test_parse_params_and_layout_size():
