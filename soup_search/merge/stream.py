@@ -56,6 +56,10 @@ def merge_to_disk(
     missing = [k for k in keys if k not in paths]
     if missing:
         raise MergeError(f"no path given for model(s) {missing}; pass one path per model of the recipe")
+    target = Path(out_dir).expanduser().resolve()
+    for key in keys:
+        if Path(paths[key]).expanduser().resolve() == target:
+            raise MergeError(f"output directory {str(out_dir)!r} is the input model {key!r}; choose another OUT_DIR")
     pool = load_pool([Path(paths[k]) for k in keys], names=keys)
     readers = {k: pool.reader(k) for k in keys}
     config_key = recipe.base_model or recipe.models[0].model

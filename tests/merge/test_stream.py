@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -111,3 +112,15 @@ def test_missing_path_for_a_model(pool_dir, tmp_path):
     with pytest.raises(MergeError, match="no path"):
         merge_to_disk(recipe, tmp_path / "out", {"m0": pool_dir / "m0"}, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_refuses_to_overwrite_an_input(pool_dir, tmp_path):
+    from soup_search.errors import MergeError
+
+    shutil.copytree(pool_dir / "m0", tmp_path / "m0")
+    recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.5})
+    paths = {"m0": tmp_path / "m0", "m1": pool_dir / "m1"}
+    before = (tmp_path / "m0" / "model.safetensors").read_bytes()
+    with pytest.raises(MergeError, match="is the input model 'm0'"):
+        merge_to_disk(recipe, tmp_path / "m0", paths, progress=False)
+    assert (tmp_path / "m0" / "model.safetensors").read_bytes() == before
