@@ -104,6 +104,10 @@ class ShardedPool:
 
         A recipe whose fingerprint is in the LRU is not merged again: the same refs come back.
         """
+        unknown = [k for k in recipe.model_keys if k not in self.pool.names]
+        if unknown:
+            raise MergeError(f"recipe uses models {unknown} that are not in the pool "
+                             f"{list(self.pool.names)}; use candidate names as model keys")
         key = recipe.fingerprint() if cache and self.cache_size > 0 else None
         if key is not None and key in self._cache:
             self._cache.move_to_end(key)

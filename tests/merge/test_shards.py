@@ -148,6 +148,11 @@ def test_sharded_pool_cache_returns_same_refs_without_merging(sharded):
     assert [s["merges"] for s in sharded.stats()] == [a + 1 for a in after]
 
 
+def test_sharded_pool_refuses_unknown_models_before_dispatch(sharded):
+    with pytest.raises(MergeError, match="not in the pool"):
+        sharded.merge(MergeRecipe.soup({"m0": 0.5, "nope": 0.5}))
+
+
 def test_sharded_pool_survives_a_killed_actor(sharded, pool, ray_session):
     ray = ray_session
     old_pid = sharded.stats()[0]["pid"]
