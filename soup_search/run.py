@@ -77,15 +77,34 @@ def baseline_points(space, grid_points=()) -> list[dict]:
     return points
 
 
+def profile_and_analyze(cfg: RunConfig, session, state: Path, console, progress: bool = True):
+    """Stages 1-2: the category table (profiled on dev, or a leaderboard), the analysis, the space."""
+    from soup_search.analysis import analyze
+    from soup_search.profile import leaderboard_frame, profile_pool, scores_frame, write_scores
+    from soup_search.search.space import SearchSpace
+    from soup_search.ui import trial_progress
+
+    if cfg.scores is not None:
+        frame = leaderboard_frame(cfg)
+    else:
+        with trial_progress(console, "profiling candidates", len(session.pool.names), progress) as advance:
+            results = profile_pool(session, "dev", on_result=lambda n, r, c: advance({}))
+        frame = scores_frame(results)
+    write_scores(frame, state / "scores.csv")
+    a = cfg.analysis
+    analysis = analyze(frame, categories=a.categories, candidates=list(session.pool.names), method=a.method,
+                       tau=a.tau, top_k=a.top_k, grouping=a.grouping)
+    space = SearchSpace.from_analysis(analysis.experts, analysis.alternates, cfg.search.min_weight,
+                                      cfg.search.per_module)
+    return frame, analysis, space
+
+
 def run_pipeline(cfg: RunConfig, out: Path, console, resume: bool = False, fresh: bool = False,
                  progress: bool = True) -> dict:
     """Run the whole pipeline; returns the results dict also written to results.json."""
-    from soup_search.analysis import analyze
     from soup_search.pool import load_config_pool
-    from soup_search.profile import leaderboard_frame, profile_pool, scores_frame, write_scores
     from soup_search.report import final_rows, write_outputs
     from soup_search.search.grid import simplex_grid
-    from soup_search.search.space import SearchSpace
     from soup_search.search.tuner import run_study
     from soup_search.session import open_session
     from soup_search.ui import trial_progress
@@ -96,23 +115,8 @@ def run_pipeline(cfg: RunConfig, out: Path, console, resume: bool = False, fresh
     stages.done("candidates")
     with open_session(cfg, pool, state) as session:
         stages.done("actors")
-        # 1. profile (or the leaderboard)
-        if cfg.scores is not None:
-            frame = leaderboard_frame(cfg)
-        else:
-            with trial_progress(console, "profiling candidates", len(pool.names), progress) as advance:
-                results = profile_pool(session, "dev", on_result=lambda n, r, c: advance({}))
-            frame = scores_frame(results)
-        write_scores(frame, state / "scores.csv")
-        stages.done("profile")
-
-        # 2. analyze
-        a = cfg.analysis
-        analysis = analyze(frame, categories=a.categories, candidates=list(pool.names), method=a.method,
-                           tau=a.tau, top_k=a.top_k, grouping=a.grouping)
-        space = SearchSpace.from_analysis(analysis.experts, analysis.alternates, cfg.search.min_weight,
-                                          cfg.search.per_module)
-        stages.done("analyze")
+        frame, analysis, space = profile_and_analyze(cfg, session, state, console, progress)
+        stages.done("profile_analyze")
 
         # 3. search
         s, concurrency = cfg.search, cfg.resources.scorers

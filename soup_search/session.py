@@ -25,7 +25,7 @@ def objective_spec(cfg: RunConfig) -> ObjectiveSpec:
 
 
 class Session:
-    def __init__(self, cfg: RunConfig, pool, state_dir: str | Path):
+    def __init__(self, cfg: RunConfig, pool, state_dir: str | Path, score_cache: str | Path | None = None):
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -43,7 +43,7 @@ class Session:
         start_ray(res.address, res.num_cpus)
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         self.store = ray.remote(RunStore).options(num_cpus=0, scheduling_strategy=here).remote(
-            str(Path(state_dir) / "run.sqlite"), str(cache_dir("scores") / "scores.sqlite"))
+            str(Path(state_dir) / "run.sqlite"), str(score_cache or cache_dir("scores") / "scores.sqlite"))
         placement = "SPREAD" if res.address else "PACK"
         self.shards = ShardedPool(pool, n_shards=min(res.shards, len(pool.tensor_infos)),
                                   num_cpus=res.shard_cpus, placement=placement, use_gpu=res.use_gpu)
@@ -72,8 +72,9 @@ class Session:
 
 
 @contextlib.contextmanager
-def open_session(cfg: RunConfig, pool, state_dir: str | Path) -> Iterator[Session]:
-    session = Session(cfg, pool, state_dir)
+def open_session(cfg: RunConfig, pool, state_dir: str | Path,
+                 score_cache: str | Path | None = None) -> Iterator[Session]:
+    session = Session(cfg, pool, state_dir, score_cache)
     try:
         yield session
     finally:

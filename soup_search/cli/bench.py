@@ -58,6 +58,51 @@ def merge(
             fh.write(to_json(r) + "\n")
 
 
+@bench_app.command("search")
+def search(
+    config: Path = typer.Option(None, "--config", help="search config (default: configs/demo.yaml)"),
+    seeds: int = typer.Option(3, help="TPE studies to run (seeds 0..N-1)."),
+    budget: int = typer.Option(None, help="TPE trials per seed (default: the grid's size)."),
+    keep: Path | None = typer.Option(None, help="Keep the bench's studies and scores in this dir."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+) -> None:
+    """TPE evaluations to reach the paper grid's best dev score, and the per-trial overhead."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from soup_search.atomic import atomic_file
+    from soup_search.bench.search import run_search_bench, to_json
+    from soup_search.cli.run import demo_config_path
+    from soup_search.config import load_config
+    from soup_search.errors import ConfigError
+
+    if seeds <= 0 or (budget is not None and budget <= 0):
+        raise ConfigError("bench search", ["--seeds and --budget must be > 0"])
+    cfg = load_config(config or demo_config_path())
+    console = Console()
+    r = run_search_bench(cfg, console, seeds=range(seeds), budget=budget, keep=keep)
+    table = Table(title=f"search bench: {len(r.groups)} experts ({', '.join(r.groups)}), {r.concurrency} scorers")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("paper grid: points / best dev", f"{r.grid_points} / {r.grid_best:.4f}")
+    reached = ", ".join("never" if n is None else str(n) for n in r.tpe_evals_to_grid_best)
+    table.add_row(f"TPE evaluations to reach it (seeds {r.seeds})", reached)
+    if r.median_evals is not None:
+        table.add_row("median / grid size", f"{r.median_evals:g} / {r.grid_points} = {r.median_evals / r.grid_points:.0%}")
+    table.add_row("trials really scored", str(r.trials_scored))
+    table.add_row("trial wall time (mean)", f"{r.trial_s_mean:.3f} s")
+    table.add_row("scoring time (mean)", f"{r.scoring_s_mean:.3f} s")
+    table.add_row("merge time (mean)", f"{r.merge_s_mean:.3f} s")
+    table.add_row("per-trial overhead (wall - scoring)", f"{r.overhead_s_mean:.3f} s = {r.overhead_fraction:.0%}")
+    table.add_row("Tune wall per trial (incl. scheduling)", f"{r.tune_wall_per_trial_s:.3f} s")
+    console.print(table)
+    if json_out is not None:
+        with atomic_file(json_out) as fh:
+            json.dump(to_json(r), fh, indent=2)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
     app.add_typer(bench_app, name="bench")
