@@ -1,20 +1,42 @@
 """Disk-to-disk merging: stream tensor by tensor from safetensors inputs into a new checkpoint.
 
-Peak memory is about one tensor per input (memory-mapped reads), its float32 merge, and
-the output shard being filled; whole models are never loaded. The pool is validated first
-(same architecture, config, tensor names and shapes, vocabulary: :func:`load_pool`), and every
-tensor's parameters are resolved and checked before anything is written. The output is a
-Hugging Face checkpoint (config.json with the new dtype, safetensors shards and index,
-tokenizer files, README.md card), written atomically: on any error nothing is left behind.
+The pool is validated first (same architecture, config, tensor names and shapes,
+vocabulary: :func:`load_pool`), and every tensor's parameters are resolved and checked
+before anything is written. Then each tensor is read once from each input that it needs
+(``pread`` into one reused buffer per input: no memory map grows the resident set, and a
+model whose weight is zero is not read), merged into one reused float32 buffer with the
+same torch ops as :func:`soup_search.merge.merge_tensor` (so the output is bit-identical),
+and its bytes are written straight into the output shard, whose header was computed up
+front from the shapes and dtypes. Peak memory is one tensor per input plus the float32
+buffer (and an output-dtype buffer when casting); nothing the size of a shard is held.
+
+NaN/Inf check: for the weighted-sum methods (linear, interpolate, task_arithmetic) the
+*result* is checked (a non-finite input with a non-zero coefficient always makes the result
+non-finite: NaN*c = NaN, Inf*c = ±Inf, Inf-Inf = NaN), and only a non-finite result sends
+us to the inputs to name the culprit; a model with coefficient zero is ignored. For other
+methods (ties: pruning can drop an entry, and a zero weight multiplies NaN into NaN) every
+input is checked. Both use a cheap test first: a finite ``sum()`` proves every element finite.
+
+The output is a Hugging Face checkpoint (config.json with the new dtype, safetensors shards
+and index, tokenizer files, README.md card), written atomically: on any error nothing is
+left behind. :func:`write_streamed_checkpoint` is the writer; it could serve
+:func:`soup_search.checkpoint.write_checkpoint` too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from soup_search.checkpoint import TOKENIZER_FILES, write_checkpoint
+from soup_search.atomic import atomic_dir
+from soup_search.checkpoint import (
+    CONFIG_FILE, DTYPE_BYTES, INDEX_FILE, SINGLE_FILE, TOKENIZER_FILES, read_header,
+)
 from soup_search.errors import CandidateError, MergeError
 from soup_search.merge import output_dtype
 from soup_search.merge.card import model_card
@@ -23,7 +45,18 @@ from soup_search.merge.recipe import MergeRecipe
 if TYPE_CHECKING:
     import torch
 
+    from soup_search.checkpoint import CheckpointReader
+
 DEFAULT_SHARD_BYTES = 5 * 2**30
+# torch threads for the arithmetic: the loop is memory-bound, and a second OpenMP thread that
+# spin-waits between ops while this thread is in read()/write() costs more than it gains
+MERGE_THREADS = 1
+_DTYPES = {  # safetensors dtype string -> torch dtype attribute name
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32",
+    "I16": "int16", "I8": "int8", "U8": "uint8", "U16": "uint16", "U32": "uint32",
+    "U64": "uint64", "BOOL": "bool",
+}
 
 
 def resolve_model_paths(recipe: MergeRecipe, root: str | Path) -> dict[str, Path]:
@@ -50,6 +83,8 @@ def merge_to_disk(
     progress: bool = True,
 ) -> Path:
     """Merge the checkpoints at ``paths`` (model key -> directory) by ``recipe`` into ``out_dir``."""
+    import torch
+
     from soup_search.candidates import load_pool
 
     keys = recipe.model_keys
@@ -76,34 +111,329 @@ def merge_to_disk(
     extra = {"README.md": model_card(recipe)}
     extra.update(_tokenizer_files(recipe, paths, pool.tokenizer_dir))
 
-    def tensors() -> Iterator[tuple[str, torch.Tensor]]:
-        for name in _track(names, progress):
-            inputs = {k: readers[k].get(name, device) for k in plan.keys}
-            base = readers[plan.base_key].get(name, device) if plan.base_key else None
-            first = next(iter(inputs.values()), base)
-            if not first.is_floating_point():  # integer buffers: copied from the first model
-                yield name, first.cpu()
-                continue
-            if not allow_nonfinite:
-                _check_finite(name, {**inputs, **({plan.base_key: base} if base is not None else {})})
-            merged = plan.merge(name, inputs, base)
-            yield name, merged.to(output_dtype(recipe, first.dtype))
+    first_key = plan.keys[0] if plan.keys else plan.base_key
+    specs = []
+    for name in names:
+        in_dtype = readers[first_key].info(name).dtype
+        dtype = _torch_dtype(in_dtype)
+        if dtype.is_floating_point:
+            in_dtype = _st_dtype(output_dtype(recipe, dtype))
+        specs.append(TensorSpec(name, tuple(pool.tensor_infos[name].shape), in_dtype))
+    shards = shard_layout(specs, max_shard_bytes)
+    merger = _Merger(plan, {k: _Source(r) for k, r in readers.items()}, first_key,
+                     check=not allow_nonfinite, device=device)
 
+    def tensors() -> Iterator[tuple[str, torch.Tensor]]:
+        for spec in _track([s for shard in shards for s in shard], progress):
+            yield spec.name, merger.merge(spec)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(MERGE_THREADS)
     try:
-        return write_checkpoint(out_dir, tensors(), config=config, max_shard_bytes=max_shard_bytes,
-                                metadata={"soup_search_recipe": recipe.fingerprint()}, extra_files=extra)
+        return write_streamed_checkpoint(out_dir, shards, tensors(), config=config, extra_files=extra,
+                                         metadata={"soup_search_recipe": recipe.fingerprint()})
     finally:
+        torch.set_num_threads(threads)
+        merger.close()
         for reader in readers.values():
             reader.close()
 
 
-def _check_finite(name: str, tensors: Mapping[str, torch.Tensor]) -> None:
+class _Source:
+    """One input checkpoint, read tensor by tensor with ``pread`` into one reused buffer."""
+
+    def __init__(self, reader: CheckpointReader):
+        self.reader = reader
+        headers = {file: read_header(file) for file in reader.files}
+        self._where: dict[str, int] = {}  # name -> absolute offset in its file
+        for name, info in reader.infos().items():
+            header = headers[info.file]
+            begin, stop = header.entries[name]["data_offsets"] if name in header.entries else (0, -1)
+            if stop - begin != info.nbytes:
+                raise CandidateError(f"{info.file}: changed since it was opened (tensor {name!r}); "
+                                     "re-download or re-save the checkpoint")
+            self._where[name] = header.data_start + begin
+        self._fds: dict[Path, int] = {}
+        self._buffer = self._view = None
+
+    def _fd(self, file: Path) -> int:
+        fd = self._fds.get(file)
+        if fd is None:
+            try:
+                fd = self._fds[file] = os.open(file, os.O_RDONLY)
+            except OSError as err:
+                raise CandidateError(f"{file}: cannot open ({err.strerror or err}); "
+                                     "check the path and permissions") from None
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        return fd
+
+    def read(self, name: str) -> torch.Tensor:
+        """Tensor ``name`` as a view of this source's buffer: valid until the next read."""
+        import torch
+
+        info = self.reader.info(name)
+        if self._buffer is None:  # sized once, to this model's largest tensor
+            self._buffer = torch.empty(max(i.nbytes for i in self.reader.infos().values()), dtype=torch.uint8)
+            self._view = memoryview(self._buffer.numpy())
+        fd, offset, done = self._fd(info.file), self._where[name], 0
+        while done < info.nbytes:
+            n = os.preadv(fd, [self._view[done:info.nbytes]], offset + done)
+            if n <= 0:
+                raise CandidateError(f"{info.file}: ends inside tensor {name!r} (changed since it was opened); "
+                                     "re-download or re-save the checkpoint")
+            done += n
+        return self._buffer[:info.nbytes].view(_torch_dtype(info.dtype)).view(info.shape)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        self._buffer = self._view = None
+
+
+class _Merger:
+    """Merges one tensor at a time into reused buffers, exactly as :meth:`MergePlan.merge` would."""
+
+    def __init__(self, plan, sources: Mapping[str, _Source], first_key: str, *, check: bool, device: str):
+        self.plan, self.sources, self.first_key = plan, sources, first_key
+        self.check, self.device = check, device
+        self._numel = max((math.prod(i.shape) for i in sources[first_key].reader.infos().values()), default=0)
+        self._buffers: dict = {}  # torch dtype -> flat buffer of the largest tensor's size
+
+    def merge(self, spec: TensorSpec) -> torch.Tensor:
+        """The output tensor ``spec`` (a view of a reused buffer: write it before the next call)."""
+        name = spec.name
+        if not _torch_dtype(self.sources[self.first_key].reader.info(name).dtype).is_floating_point:
+            return self.sources[self.first_key].read(name)  # integer buffers: copied from the first model
+        form = _linear_form(self.plan, name) if self.device == "cpu" else None
+        merged = self._weighted_sum(name, spec.shape, *form) if form else self._general(name)
+        out_dtype = _torch_dtype(spec.dtype)
+        if merged.dtype == out_dtype:
+            return merged
+        return self._buffer(out_dtype, spec.shape).copy_(merged)
+
+    def _buffer(self, dtype, shape) -> torch.Tensor:
+        import torch
+
+        buf = self._buffers.get(dtype)
+        if buf is None:
+            buf = self._buffers[dtype] = torch.empty(self._numel, dtype=dtype)
+        return buf[:math.prod(shape)].view(shape)
+
+    def _weighted_sum(self, name: str, shape, coeffs, base_coeff) -> torch.Tensor:
+        """:func:`soup_search.merge.method.weighted_sum` into the float32 buffer (same ops, same bits)."""
+        import torch
+
+        terms = [(k, c) for k, c in zip(self.plan.keys, coeffs) if c != 0]
+        if self.plan.base_key is not None and base_coeff != 0:
+            terms.append((self.plan.base_key, base_coeff))
+        out = self._buffer(torch.float32, shape)
+        if not terms:
+            return out.zero_()
+        read = []
+        for i, (key, c) in enumerate(terms):
+            t = self.sources[key].read(name)
+            read.append((key, t))
+            if i:
+                out.add_(t, alpha=c)  # a bf16/f16 t is upcast elementwise into the float32 buffer
+            elif t.dtype == torch.float32:
+                torch.mul(t, c, out=out)
+            else:
+                out.copy_(t).mul_(c)
+        if self.check and not _all_finite(out):  # a non-finite input always shows here; name it
+            for key, t in read:
+                if not bool(torch.isfinite(t).all()):
+                    raise _nonfinite(key, name)
+        return out
+
+    def _general(self, name: str) -> torch.Tensor:
+        """Any method (ties, a GPU device): inputs checked one by one, then ``plan.merge``."""
+        plan = self.plan
+        inputs = {k: self.sources[k].read(name) for k in plan.keys}
+        base = self.sources[plan.base_key].read(name) if plan.base_key else None
+        if self.check:
+            for key, t in (*inputs.items(), *(((plan.base_key, base),) if base is not None else ())):
+                if not _all_finite(t):
+                    raise _nonfinite(key, name)
+        if self.device != "cpu":
+            inputs = {k: t.to(self.device) for k, t in inputs.items()}
+            base = base.to(self.device) if base is not None else None
+        return plan.merge(name, inputs, base).cpu()
+
+    def close(self) -> None:
+        self._buffers.clear()
+        for source in self.sources.values():
+            source.close()
+
+
+def _linear_form(plan, name: str) -> tuple[tuple[float, ...], float] | None:
+    """``(coeffs, base_coeff)`` when the method's merge of ``name`` is ``weighted_sum``, else None.
+
+    A proposal for :class:`MergeMethod` (a ``linear_form(plan)`` hook); until then the
+    methods known to reduce to :func:`weighted_sum` are listed here.
+    """
+    from soup_search.merge.interpolate import InterpolateMerge
+    from soup_search.merge.linear import LinearMerge
+    from soup_search.merge.task_arithmetic import GeneralizedTaskArithmetic
+
+    method, prepared = plan.method, plan.prepared(name)
+    if isinstance(method, LinearMerge | InterpolateMerge):
+        return tuple(prepared), 0.0
+    if (isinstance(method, GeneralizedTaskArithmetic) and method.consensus is None
+            and method.sparsify is None and plan.keys):
+        return prepared.coeffs, prepared.base_coeff
+    return None
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether ``t`` holds no NaN/Inf: a finite sum proves it in one pass with no allocation."""
     import torch
 
-    for key, t in tensors.items():
-        if not bool(torch.isfinite(t).all()):
-            raise MergeError(f"model {key!r}: tensor {name!r} holds NaN or Inf values; "
-                             "fix that checkpoint or pass --allow-nonfinite")
+    if t.dtype in (torch.float32, torch.float64):
+        if math.isfinite(t.sum()):
+            return True
+    elif t.dtype in (torch.float16, torch.bfloat16) and math.isfinite(t.sum(dtype=torch.float32)):
+        return True
+    return bool(torch.isfinite(t).all())  # a sum that overflowed, or another dtype
+
+
+def _nonfinite(key: str, name: str) -> MergeError:
+    return MergeError(f"model {key!r}: tensor {name!r} holds NaN or Inf values; "
+                      "fix that checkpoint or pass --allow-nonfinite")
+
+
+# -- the streaming safetensors writer ---------------------------------------------------------
+@dataclass(frozen=True)
+class TensorSpec:
+    """An output tensor known before its data: name, shape, safetensors dtype string."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
+
+
+def shard_layout(specs: Sequence[TensorSpec], max_shard_bytes: int) -> list[list[TensorSpec]]:
+    """Split ``specs`` into shards as :func:`write_checkpoint` does, each ordered as safetensors orders a file.
+
+    Tensors fill a shard until the next one would pass ``max_shard_bytes`` (a larger tensor
+    gets a shard of its own); within a shard, by element size (largest first) then name.
+    """
+    if max_shard_bytes <= 0:
+        raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
+    shards: list[list[TensorSpec]] = []
+    current: list[TensorSpec] = []
+    size = 0
+    for spec in specs:
+        if current and size + spec.nbytes > max_shard_bytes:
+            shards.append(current)
+            current, size = [], 0
+        current.append(spec)
+        size += spec.nbytes
+    shards.append(current)
+    return [sorted(shard, key=lambda s: (-DTYPE_BYTES[s.dtype], s.name)) for shard in shards]
+
+
+def write_streamed_checkpoint(
+    out_dir: str | Path,
+    shards: Sequence[Sequence[TensorSpec]],
+    tensors: Iterable[tuple[str, torch.Tensor]],
+    *,
+    config: dict | None = None,
+    metadata: dict[str, str] | None = None,
+    extra_files: dict[str, str | bytes] | None = None,
+) -> Path:
+    """Write a Hugging Face safetensors checkpoint whose layout (``shards``) is known up front.
+
+    ``tensors`` yields ``(name, tensor)`` in layout order (``[s for shard in shards for s in
+    shard]``); each tensor's bytes go straight to its file before the next is requested (so
+    the producer may reuse one buffer). Each file's header is written first, computed from
+    the specs; nothing the size of a shard is held in memory. One shard is saved as
+    ``model.safetensors``; several as ``model-0000i-of-0000N.safetensors`` plus
+    ``model.safetensors.index.json``. Written into a temp dir next to ``out_dir`` and
+    renamed at the end; on an exception nothing is left behind.
+    """
+    file_metadata = {"format": "pt", **(metadata or {})}
+    if not all(isinstance(v, str) for v in file_metadata.values()):
+        raise ValueError(f"safetensors metadata values must be strings, got {file_metadata}")
+    n = len(shards)
+    files = [SINGLE_FILE] if n == 1 else [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
+    stream = iter(tensors)
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        for fname, shard in zip(files, shards):
+            _write_file(tmp / fname, shard, stream, file_metadata)
+        extra = next(stream, None)
+        if extra is not None:
+            raise ValueError(f"tensor {extra[0]!r} is not in the layout")
+        if n > 1:
+            specs = [s for shard in shards for s in shard]
+            weight_map = {s.name: f for f, shard in zip(files, shards) for s in shard}
+            index = {"metadata": {"total_size": sum(s.nbytes for s in specs),
+                                  "total_parameters": sum(math.prod(s.shape) for s in specs)},
+                     "weight_map": dict(sorted(weight_map.items()))}
+            (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+        if config is not None:
+            config = config.to_dict() if hasattr(config, "to_dict") else config
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        for fname, content in (extra_files or {}).items():
+            target = tmp / fname
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+    return out_dir
+
+
+def _write_file(path: Path, shard: Sequence[TensorSpec], stream: Iterator, metadata: dict[str, str]) -> None:
+    """One .safetensors file: 8-byte header length, JSON header padded to 8 bytes, raw tensor data."""
+    import torch
+
+    header: dict = {"__metadata__": metadata}
+    offset = 0
+    for spec in shard:
+        header[spec.name] = {"dtype": spec.dtype, "shape": list(spec.shape),
+                             "data_offsets": [offset, offset + spec.nbytes]}
+        offset += spec.nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # as safetensors pads it: data starts 8-byte aligned
+    with open(path, "wb") as fh:
+        fh.write(len(raw).to_bytes(8, "little"))
+        fh.write(raw)
+        for spec in shard:
+            name, tensor = next(stream, (None, None))
+            if name != spec.name:
+                raise ValueError(f"expected tensor {spec.name!r} next, got {name!r}")
+            if tuple(tensor.shape) != spec.shape or _st_dtype(tensor.dtype) != spec.dtype:
+                raise ValueError(f"tensor {name!r}: {tuple(tensor.shape)} {tensor.dtype}, "
+                                 f"expected {spec.shape} {spec.dtype}")
+            fh.write(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        if fh.tell() != 8 + len(raw) + offset:
+            raise OSError(f"{path}: wrote {fh.tell()} bytes, expected {8 + len(raw) + offset}")
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _torch_dtype(st: str) -> torch.dtype:
+    import torch
+
+    if st not in _DTYPES:
+        raise MergeError(f"dtype {st} is not supported by soup-search merges; convert the checkpoint "
+                         "to float32, bfloat16 or float16")
+    return getattr(torch, _DTYPES[st])
+
+
+def _st_dtype(dtype: torch.dtype) -> str:
+    name = str(dtype).removeprefix("torch.")
+    for st, torch_name in _DTYPES.items():
+        if torch_name == name:
+            return st
+    raise MergeError(f"dtype {name} cannot be written to safetensors by soup-search; "
+                     "pick float32, bfloat16 or float16")
 
 
 def _tokenizer_files(recipe: MergeRecipe, paths: Mapping[str, str | Path], fallback: Path | None) -> dict[str, bytes]:
@@ -122,17 +452,17 @@ def _tokenizer_files(recipe: MergeRecipe, paths: Mapping[str, str | Path], fallb
     return {f: (src / f).read_bytes() for f in TOKENIZER_FILES if (src / f).is_file()}
 
 
-def _track(names: list[str], enabled: bool) -> Iterator[str]:
+def _track(specs: list[TensorSpec], enabled: bool) -> Iterator[TensorSpec]:
     if not enabled:
-        yield from names
+        yield from specs
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("merging"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.description}"))
     with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("", total=len(names))
-        for name in names:
-            bar.update(task, description=name)
-            yield name
+        task = bar.add_task("", total=len(specs))
+        for spec in specs:
+            bar.update(task, description=spec.name)
+            yield spec
             bar.advance(task)
