@@ -35,7 +35,7 @@ def _sub(rng):
 
 
 def _sort(rng):
-    s = _digits(rng, 3, 6)
+    s = _digits(rng, 4, 7)
     return f"{s}=", "".join(sorted(s))
 
 
@@ -45,7 +45,7 @@ def _reverse(rng):
 
 
 def _max(rng):
-    s = _digits(rng, 3, 7)
+    s = _digits(rng, 6, 12)
     return f"{s}=", max(s)
 
 
@@ -55,12 +55,12 @@ def _copy(rng):
 
 
 def _count(rng):
-    s = "".join(rng.choice("abc") for _ in range(rng.randint(4, 10)))
+    s = "".join(rng.choice("abc") for _ in range(rng.randint(6, 14)))
     return f"{s}=", str(s.count("a"))
 
 
 def _parity(rng):
-    s = "".join(rng.choice("01") for _ in range(rng.randint(6, 12)))
+    s = "".join(rng.choice("01") for _ in range(rng.randint(5, 10)))
     return f"{s}=", "even" if s.count("1") % 2 == 0 else "odd"
 
 

@@ -1,0 +1,98 @@
+"""Batched greedy generation and per-category evaluation of one causal LM.
+
+Pure functions (no Ray, no files): the zoo's ``scores`` command and the scorer actors
+both call these. A prompt is fed as ``<s> prompt`` (the zoo's training format), batches are
+left-padded, decoding is greedy and stops at ``</s>``; completions come back stripped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+import torch
+
+
+def _encode(tokenizer, prompt: str) -> list[int]:
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    return ids if bos is None or (ids and ids[0] == bos) else [bos, *ids]
+
+
+def _left_pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row):] = torch.tensor(row)
+            mask[i, width - len(row):] = 1
+    return ids, mask
+
+
+def _decode(tokenizer, new_ids: torch.Tensor) -> list[str]:
+    eos, out = tokenizer.eos_token_id, []
+    for row in new_ids.tolist():
+        if eos in row:
+            row = row[: row.index(eos)]
+        out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+    return out
+
+
+@torch.inference_mode()
+def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int,
+                     batch_size: int = 256) -> list[str]:
+    """Greedy completions of ``prompts`` (in order), each cut at end-of-sequence and stripped.
+
+    Prompts are sorted by length and decoded ``batch_size`` at a time with left padding,
+    which gives the same answers as decoding them one by one.
+    """
+    if not prompts:
+        return []
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    was_training = model.training
+    model.eval()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    encoded = [_encode(tokenizer, p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    answers: list[str] = [""] * len(prompts)
+    device = next(model.parameters()).device
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            ids, mask = _left_pad([encoded[i] for i in chunk], pad_id)
+            out = model.generate(
+                input_ids=ids.to(device), attention_mask=mask.to(device),
+                max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=pad_id,
+            )
+            for i, text in zip(chunk, _decode(tokenizer, out[:, ids.shape[1]:].cpu())):
+                answers[i] = text
+    finally:
+        model.train(was_training)
+    return answers
+
+
+def evaluate(model, tokenizer, objective, split: str, categories: Iterable[str] | None = None,
+             held_out: bool = False, batch_size: int = 256) -> dict:
+    """Accuracy per category of greedy answers on one split of ``objective``.
+
+    Returns ``{"per_category": {cat: accuracy}, "counts": {cat: n}, "n": total, "seconds": float}``.
+    The test split needs ``held_out=True`` (the objective enforces it).
+    """
+    start = time.perf_counter()
+    examples = objective.examples(split, categories, held_out=held_out)
+    preds = generate_answers(model, tokenizer, [ex.prompt for ex in examples],
+                             objective.max_new_tokens, batch_size=batch_size)
+    hits: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for ex, pred in zip(examples, preds):
+        hits[ex.category] = hits.get(ex.category, 0.0) + objective.score(pred, ex.answer)
+        counts[ex.category] = counts.get(ex.category, 0) + 1
+    return {
+        "per_category": {c: hits[c] / counts[c] for c in counts},
+        "counts": counts,
+        "n": len(examples),
+        "seconds": time.perf_counter() - start,
+    }

@@ -1,0 +1,199 @@
+"""Build the toy zoo: one base model trained on every toy category, then category experts.
+
+The recipe, top to bottom: pick the size's spec → train the base on a uniform mixture →
+fine-tune each expert from the base on a mixture that favours its categories → save every
+model as a Hugging Face checkpoint (float32 safetensors + char tokenizer) → write
+``manifest.json``. The whole zoo is written into a temp dir and renamed into place, and
+cached under ``cache_dir("zoo", "<size>-<fingerprint>")`` so a second call returns at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from soup_search.atomic import atomic_dir
+from soup_search.paths import cache_dir
+from soup_search.zoo.model import CODE_VERSION, ZooError, ZooSpec, get_spec, llama_config
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """A built zoo on disk: the base checkpoint and the expert checkpoints (name → dir)."""
+
+    root: Path
+    base: Path
+    experts: dict[str, Path]
+    size: str
+
+    def models(self) -> dict[str, Path]:
+        """Every checkpoint of the zoo, base first, then the experts in build order."""
+        return {"base": self.base, **self.experts}
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.root / MANIFEST).read_text())
+
+    @classmethod
+    def load(cls, root: str | Path) -> Zoo:
+        """The zoo at ``root``, read from its ``manifest.json``."""
+        root = Path(root)
+        try:
+            manifest = json.loads((root / MANIFEST).read_text())
+        except (OSError, ValueError) as exc:
+            raise ZooError(f"{root} is not a built zoo ({MANIFEST} unreadable: {exc}); "
+                           "run `soup-search zoo build` first") from None
+        models = manifest["models"]
+        base = next(m for m in models if m["role"] == "base")
+        experts = {m["name"]: root / m["path"] for m in models if m["role"] == "expert"}
+        return cls(root=root, base=root / base["path"], experts=experts, size=manifest["size"])
+
+
+def fingerprint(spec: ZooSpec, seed: int) -> str:
+    """Hash of the spec, the seed, the code version and the toy task definitions."""
+    import objectives.toy
+
+    toy_src = hashlib.blake2b(inspect.getsource(objectives.toy).encode(), digest_size=6).hexdigest()
+    return hashlib.blake2b(f"{spec.fingerprint(seed)}/{toy_src}/{CODE_VERSION}".encode(),
+                           digest_size=6).hexdigest()
+
+
+def build_zoo(size: str = "default", out: str | Path | None = None, seed: int = 0,
+              progress: bool = True, force: bool = False) -> Zoo:
+    """Build (or fetch from the cache) the toy zoo of ``size``; ``out`` puts it in that dir instead."""
+    name, spec = get_spec(size)
+    fp = fingerprint(spec, seed)
+    cached = cache_dir("zoo") / f"{name}-{fp}"
+    target = Path(out).expanduser() if out is not None else cached
+    if not force and _is_zoo(target, fp):
+        return Zoo.load(target)
+    if out is not None:
+        _check_out(target)
+        if not force and _is_zoo(cached, fp):
+            with atomic_dir(target) as tmp:
+                shutil.copytree(cached, tmp, dirs_exist_ok=True)
+            return Zoo.load(target)
+    with atomic_dir(target) as tmp:
+        _build_into(tmp, name, spec, seed, fp, progress)
+    return Zoo.load(target)
+
+
+def _is_zoo(root: Path, fp: str) -> bool:
+    try:
+        return json.loads((root / MANIFEST).read_text()).get("fingerprint") == fp
+    except (OSError, ValueError):
+        return False
+
+
+def _check_out(target: Path) -> None:
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MANIFEST).exists())):
+        raise ZooError(f"--out {target} exists and is not a zoo; choose an empty or new directory")
+
+
+@contextlib.contextmanager
+def _threads() -> Iterator[None]:
+    """Use every core up to 4 for training (2 on the reference machine), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(os.cpu_count() or 1, 4)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _build_into(root: Path, name: str, spec: ZooSpec, seed: int, fp: str, progress: bool) -> None:
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from objectives.toy import ToyObjective
+    from soup_search.zoo.tokenizer import build_char_tokenizer
+    from soup_search.zoo.train import CategoryData, train
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    tokenizer = build_char_tokenizer()
+    objective = ToyObjective(seed=seed, categories=spec.categories, n_train=spec.n_train)
+    data = CategoryData(tokenizer, objective.examples("train"))
+    jobs = [("base", "base", (), spec.base_steps)]
+    jobs += [(f"expert_{key}", "expert", cats, spec.expert_steps) for key, cats in spec.experts.items()]
+    models: list[dict] = []
+    with _threads(), _progress(progress, jobs) as advance:
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(llama_config(spec, tokenizer))
+        base_state: dict | None = None
+        for i, (model_name, role, cats, steps) in enumerate(jobs):
+            if role == "base":
+                mixture = {c: 1.0 for c in spec.categories}
+                lr, floor = spec.base_lr, spec.base_floor
+            else:
+                model.load_state_dict(base_state)
+                mixture = expert_mixture(spec, cats)
+                lr, floor = spec.expert_lr, spec.expert_floor
+            loss = train(model, data, mixture, steps=steps, lr=lr, batch_size=spec.batch_size,
+                         seed=seed * 1000 + i, warmup=spec.warmup, floor=floor,
+                         weight_decay=spec.weight_decay, on_step=lambda s, _l, k=i: advance(k))
+            if role == "base":
+                base_state = {k: v.clone() for k, v in model.state_dict().items()}
+            _save(model, tokenizer, root / model_name)
+            models.append({"name": model_name, "role": role, "path": model_name,
+                           "categories": list(cats) if cats else list(spec.categories),
+                           "final_train_loss": round(loss, 5)})
+    manifest = {
+        "size": name, "seed": seed, "fingerprint": fp, "code_version": CODE_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - start, 2),
+        "build_cpu_seconds": round(time.process_time() - cpu_start, 2),
+        "torch_threads": max(1, min(os.cpu_count() or 1, 4)),
+        "spec": asdict(spec), "models": models,
+    }
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def expert_mixture(spec: ZooSpec, categories: tuple[str, ...]) -> dict[str, float]:
+    """Sampling weights of an expert: ``focus`` spread over its categories, the rest over all."""
+    replay = (1.0 - spec.focus) / len(spec.categories)
+    return {c: replay + (spec.focus / len(categories) if c in categories else 0.0) for c in spec.categories}
+
+
+def _save(model, tokenizer, path: Path) -> None:
+    import torch
+
+    model.to(torch.float32)
+    gen = model.generation_config
+    gen.do_sample, gen.max_new_tokens = False, 16
+    gen.bos_token_id, gen.eos_token_id, gen.pad_token_id = (
+        tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, jobs: list[tuple]) -> Iterator:
+    """A rich progress bar per model; yields ``advance(job_index)``."""
+    if not enabled:
+        yield lambda _k: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), transient=False) as bar:
+        tasks = [bar.add_task(f"train {name}", total=steps, start=False) for name, _r, _c, steps in jobs]
+
+        def advance(k: int) -> None:
+            if not bar.tasks[k].started:
+                bar.start_task(tasks[k])
+            bar.advance(tasks[k])
+
+        yield advance

@@ -1,0 +1,111 @@
+"""Zoo sizes: the model shape and training recipe of each size, in one small frozen dataclass.
+
+Every expert is fine-tuned briefly, with a modest learning rate, from one shared base
+trained on all toy categories. That keeps the experts in one loss basin, so a weighted
+average of their parameters (a soup) combines their skills: the regime SoCE relies on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from soup_search.errors import SoupSearchError
+
+#: bump whenever training code changes what a build produces; part of the cache fingerprint
+CODE_VERSION = 1
+
+
+class ZooError(SoupSearchError):
+    """The zoo cannot be built as asked (unknown size, bad output dir)."""
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    """Shape of the models and the training recipe of one zoo size."""
+
+    # model
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    # base: trained from scratch on a uniform mixture of ``categories``
+    base_steps: int
+    base_lr: float
+    # experts: fine-tuned from the base; ``focus`` of each batch comes from the expert's own
+    # categories, the rest is replay of all categories
+    expert_steps: int
+    expert_lr: float
+    focus: float
+    #: the learning rate decays (cosine) to ``floor * lr``; 1.0 keeps it constant
+    base_floor: float = 0.1
+    expert_floor: float = 1.0
+    #: expert name suffix -> the categories it emphasises (name is ``expert_<suffix>``)
+    experts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    categories: tuple[str, ...] = ("add", "sub", "sort", "reverse", "max", "copy", "count", "parity")
+    batch_size: int = 64
+    n_train: int = 2000
+    warmup: float = 0.05
+    weight_decay: float = 0.0
+    max_positions: int = 64
+
+    def fingerprint(self, seed: int) -> str:
+        """A short hash of everything that decides a build's weights."""
+        payload = json.dumps({"spec": dataclasses.asdict(self), "seed": seed, "code": CODE_VERSION},
+                             sort_keys=True, default=list)
+        return hashlib.blake2b(payload.encode(), digest_size=6).hexdigest()
+
+
+_DEFAULT_EXPERTS = {
+    "add_sub": ("add", "sub"),
+    "sort_max": ("sort", "max"),
+    "reverse_copy": ("reverse", "copy"),
+    "count_parity": ("count", "parity"),
+    "add_sort_count": ("add", "sort", "count"),
+    "sub_reverse_parity": ("sub", "reverse", "parity"),
+}
+
+SIZES: dict[str, ZooSpec] = {
+    "tiny": ZooSpec(
+        hidden_size=48, intermediate_size=96, num_layers=2, num_heads=4,
+        base_steps=400, base_lr=4e-3, expert_steps=60, expert_lr=2e-3, focus=0.9,
+        experts=dict(_DEFAULT_EXPERTS), batch_size=64, n_train=1000,
+    ),
+    "default": ZooSpec(
+        hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4,
+        base_steps=1000, base_lr=3e-3, expert_steps=200, expert_lr=1e-3, focus=0.9,
+        experts=dict(_DEFAULT_EXPERTS), batch_size=64,
+    ),
+}
+#: ``small`` is an alias of ``default`` (the issue's name for the full zoo)
+SIZE_ALIASES = {"small": "default"}
+
+
+def get_spec(size: str) -> tuple[str, ZooSpec]:
+    """The canonical size name and its spec; :class:`ZooError` for an unknown size."""
+    name = SIZE_ALIASES.get(size, size)
+    if name not in SIZES:
+        known = ", ".join([*SIZES, *SIZE_ALIASES])
+        raise ZooError(f"unknown zoo size {size!r}; use one of: {known}")
+    return name, SIZES[name]
+
+
+def llama_config(spec: ZooSpec, tokenizer):
+    """The ``LlamaConfig`` of one zoo size for the char tokenizer."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
