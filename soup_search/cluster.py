@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
@@ -16,7 +17,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bo
     env = {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
     if os.environ.get("SOUP_SEARCH_CACHE_DIR"):
         env["SOUP_SEARCH_CACHE_DIR"] = os.environ["SOUP_SEARCH_CACHE_DIR"]
-    kwargs = dict(include_dashboard=False, log_to_driver=not quiet, runtime_env={"env_vars": env})
+    kwargs = dict(include_dashboard=False, log_to_driver=not quiet, runtime_env={"env_vars": env},
+                  logging_level=logging.ERROR if quiet else logging.INFO)
     if address:
         ray.init(address=address, **kwargs)
     else:

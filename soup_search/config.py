@@ -57,7 +57,7 @@ class AnalysisConfig(_Frozen):
 class SearchConfig(_Frozen):
     sampler: str = "tpe"
     n_trials: int = 30
-    min_weight: float = Field(default=0.05, ge=0.0, lt=1.0)
+    min_weight: float = Field(default=0.0, ge=0.0, lt=1.0)
     seed: int = 0
     per_module: bool = False
     #: Optuna storage URL; default: an SQLite file in the run dir

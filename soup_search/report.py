@@ -106,16 +106,19 @@ def mergekit_recipe(recipe, pool) -> str:
     return MergeRecipe.model_validate(data).to_yaml()
 
 
-def comparison_table(rows, categories) -> Table:
+def comparison_table(rows) -> Table:
+    """Dev and held-out test means of every row; per-category scores are in report.md and plots."""
     table = Table(title="held-out comparison (test split)")
-    for col in ("name", "kind", "dev mean", "test mean", *categories):
+    for col in ("name", "kind", "dev mean", "test mean", "vs best expert"):
         table.add_column(col, justify="left" if col in ("name", "kind") else "right")
     best_test = max(r["test_mean"] for r in rows)
+    experts = [r["test_mean"] for r in rows if r["kind"] == "expert"]
+    ref = max(experts) if experts else None
     for r in rows:
         mean = f"{r['test_mean']:.4f}"
+        delta = "" if ref is None else f"{r['test_mean'] - ref:+.4f}"
         table.add_row(r["name"], r["kind"], f"{r['dev_mean']:.4f}",
-                      f"[bold green]{mean}[/]" if r["test_mean"] == best_test else mean,
-                      *[f"{r['test_per_category'].get(c, float('nan')):.3f}" for c in categories])
+                      f"[bold green]{mean}[/]" if r["test_mean"] == best_test else mean, delta)
     return table
 
 
@@ -185,6 +188,6 @@ def write_outputs(out: Path, cfg, session, frame: pd.DataFrame, analysis, space,
         plot_history(trials, tmp / "optimization_history.png")
         plot_weights(trials, tmp / "weights_vs_dev.png")
         plot_comparison(rows, list(analysis.categories), tmp / "comparison.png")
-    console.print(comparison_table(rows, list(analysis.categories)))
+    console.print(comparison_table(rows))
     console.print(f"wrote {out}/results.json, report.md, trials.csv, soup.yaml, best/, plots/")
     return results

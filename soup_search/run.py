@@ -67,13 +67,22 @@ def storage_url(cfg: RunConfig, state: Path) -> str:
 
 
 def baseline_points(space, grid_points=()) -> list[dict]:
-    """Uniform soup of the experts first, then each expert alone, then any grid points."""
+    """Uniform soup of the experts first, then each expert alone, then any grid points.
+
+    Points that give the same soup (an expert chosen for two categories) are enqueued once.
+    """
     k = len(space.groups)
-    points = [space.params_for([1.0 / k] * k)]
+    candidates = [space.params_for([1.0 / k] * k)]
     if k > 1:
-        for i in range(k):
-            points.append(space.params_for([1.0 if j == i else 0.0 for j in range(k)]))
-    points += [space.params_for(list(w)) for w in grid_points]
+        candidates += [space.params_for([1.0 if j == i else 0.0 for j in range(k)]) for i in range(k)]
+    candidates += [space.params_for(list(w)) for w in grid_points]
+    points, seen = [], set()
+    for p in candidates:
+        key = tuple(sorted((module, model, round(w, 9)) for module, per in space.soup(p).items()
+                           for model, w in per.items() if w > 0))
+        if key not in seen:
+            seen.add(key)
+            points.append(p)
     return points
 
 

@@ -21,6 +21,9 @@ def trial_progress(console, description: str, total: int, enabled: bool = True) 
 
         def advance(result: dict) -> None:
             with lock:
+                if isinstance(result, dict) and "resumed" in result:
+                    bar.update(task, advance=result["resumed"], description=f"{description} (resumed)")
+                    return
                 value = result.get("dev_mean") if isinstance(result, dict) else None
                 if value is not None and (best["value"] is None or value > best["value"]):
                     best["value"] = value

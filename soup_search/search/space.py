@@ -128,6 +128,8 @@ class SearchSpace:
         k = len(self.groups)
         scale = 1 - k * self.min_weight
         raw = [max(w - self.min_weight, 0.0) / scale if scale > 0 else 1.0 for w in weights]
+        top = max(raw)
+        raw = [r / top for r in raw] if top > 0 else [1.0] * k  # the map is scale-free: keep u in [0, 1]
         params: dict = {}
         for g, r in zip(self.groups, raw):
             choice = (experts or {}).get(g, self.alternates[g][0])

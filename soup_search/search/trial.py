@@ -6,7 +6,6 @@ never scores the same weights on the same objective split twice (the score cache
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 from collections.abc import Mapping
@@ -30,9 +29,15 @@ class TrialContext:
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=8)
+_OBJECTIVES: dict[str, object] = {}
+
+
 def _objective(spec: ObjectiveSpec):
-    return spec.build()
+    """The built objective of ``spec``, once per process."""
+    key = spec.fingerprint()
+    if key not in _OBJECTIVES:
+        _OBJECTIVES[key] = spec.build()
+    return _OBJECTIVES[key]
 
 
 def objective_value(spec: ObjectiveSpec, per_category: Mapping[str, float]) -> float:

@@ -8,6 +8,7 @@ already evaluated are not enqueued again, and only the remaining budget is run.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,6 +56,26 @@ def completed_trials(storage, study_name: str) -> list:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
+def _callback_base():
+    from ray import tune
+
+    return tune.Callback
+
+
+class _OnResult(_callback_base()):
+    """Forwards each trial result to a function (progress); dropped when Tune pickles its state."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.fn is not None:
+            self.fn(result)
+
+    def __getstate__(self):
+        return {"fn": None}
+
+
 def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials: int, sampler: str,
               seed: int, points: Sequence[dict], concurrency: int, tune_dir: str | Path,
               on_trial: Callable[[dict], None] | None = None) -> int:
@@ -64,27 +85,23 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
+    for name in ("ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     storage = open_storage(storage_url)
     done, todo = prepare_study(storage, study_name, points)
     remaining = n_trials - done
+    if on_trial is not None and done:
+        on_trial({"resumed": min(done, n_trials)})
     if remaining <= 0:
         return 0
 
-    def define_by_run(trial):
-        ctx.space.suggest(trial)
-
     searcher = OptunaSearch(
-        space=define_by_run, metric="dev_mean", mode="max", sampler=make_sampler(sampler, seed),
+        space=ctx.space.suggest, metric="dev_mean", mode="max", sampler=make_sampler(sampler, seed),
         study_name=study_name, storage=storage, points_to_evaluate=todo[:remaining] or None, seed=seed,
     )
 
-    callbacks = []
-    if on_trial is not None:
-        class _Progress(tune.Callback):
-            def on_trial_result(self, iteration, trials, trial, result, **info):
-                on_trial(result)
-
-        callbacks.append(_Progress())
+    callbacks = [_OnResult(on_trial)] if on_trial is not None else []
 
     trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), {"cpu": 0.01})
     tuner = tune.Tuner(
