@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,3 +125,226 @@ def test_refuses_to_overwrite_an_input(pool_dir, tmp_path):
     with pytest.raises(MergeError, match="is the input model 'm0'"):
         merge_to_disk(recipe, tmp_path / "m0", paths, progress=False)
     assert (tmp_path / "m0" / "model.safetensors").read_bytes() == before
+
+
+# -- the streaming path: NaN/Inf checks, bit identity, the writer, atomicity, memory ----------
+def poisoned_pool(pool_dir, root, key="m2", name="model.norm.weight", value=float("nan")):
+    """A copy of ``pool_dir``'s m0..m2 where model ``key``'s tensor ``name`` holds one ``value``."""
+    from safetensors.torch import save_file
+
+    for k in ("m0", "m1", "m2"):
+        shutil.copytree(pool_dir / k, root / k)
+    file = root / key / "model.safetensors"
+    state = load_file(file)
+    state[name] = state[name].clone()
+    state[name].view(-1)[3] = value
+    save_file(state, str(file), metadata={"format": "pt"})
+    return root
+
+
+def leftovers(root) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_nonfinite_input_is_named_and_nothing_is_written(pool_dir, tmp_path, value):
+    from soup_search.errors import MergeError
+
+    root = poisoned_pool(pool_dir, tmp_path / "pool", value=value)
+    recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.3, "m2": 0.2})
+    out = tmp_path / "out"
+    with pytest.raises(MergeError, match=r"model 'm2': tensor 'model.norm.weight' holds NaN or Inf"):
+        merge_to_disk(recipe, out, resolve_model_paths(recipe, root), progress=False)
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_nonfinite_input_of_task_arithmetic_and_of_its_base(pool_dir, tmp_path):
+    from soup_search.errors import MergeError
+
+    root = poisoned_pool(pool_dir, tmp_path / "pool", key="m0", name="model.layers.0.mlp.up_proj.weight")
+    recipe = MergeRecipe.model_validate({
+        "models": [{"model": "m1", "parameters": {"weight": 0.7}}, {"model": "m2", "parameters": {"weight": -0.4}}],
+        "merge_method": "task_arithmetic", "base_model": "m0"})
+    with pytest.raises(MergeError, match=r"model 'm0': tensor 'model.layers.0.mlp.up_proj.weight'"):
+        merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, root), allow_negative=True, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_nonfinite_input_of_ties_is_caught_even_when_pruned(pool_dir, tmp_path):
+    from soup_search.errors import MergeError
+
+    root = poisoned_pool(pool_dir, tmp_path / "pool", key="m1", value=float("-inf"))
+    recipe = MergeRecipe.model_validate({
+        "models": [{"model": "m1", "parameters": {"weight": 0.5, "density": 0.01}},
+                   {"model": "m2", "parameters": {"weight": 0.5, "density": 0.01}}],
+        "merge_method": "ties", "base_model": "m0"})
+    with pytest.raises(MergeError, match=r"model 'm1': tensor 'model.norm.weight'"):
+        merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, root), progress=False)
+
+
+def test_nonfinite_input_with_zero_weight_is_ignored(pool_dir, state_dicts, tmp_path):
+    root = poisoned_pool(pool_dir, tmp_path / "pool")
+    recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.5, "m2": 0.0})
+    got = merged_state(merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, root), progress=False))
+    for name, tensor in got.items():
+        assert torch.isfinite(tensor).all(), name
+        assert torch.equal(tensor, torch.mul(state_dicts["m0"][name], 0.5).add_(state_dicts["m1"][name], alpha=0.5))
+
+
+def test_allow_nonfinite_writes_the_nan(pool_dir, tmp_path):
+    root = poisoned_pool(pool_dir, tmp_path / "pool")
+    recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.3, "m2": 0.2})
+    got = merged_state(merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, root),
+                                     allow_nonfinite=True, progress=False))
+    assert torch.isnan(got["model.norm.weight"]).sum() == 1
+    assert torch.isfinite(got["model.embed_tokens.weight"]).all()
+
+
+BIT_IDENTICAL = {
+    "linear": {"models": [{"model": f"m{i}", "parameters": {"weight": w}} for i, w in enumerate((0.4, 0.1, 0.3, 0.2))],
+               "merge_method": "linear"},
+    "linear_zero_unnormalized": {
+        "models": [{"model": "m0", "parameters": {"weight": 1.3}}, {"model": "m1", "parameters": {"weight": 0.0}},
+                   {"model": "m2", "parameters": {"weight": -0.25}}],
+        "merge_method": "linear", "parameters": {"normalize": False}},
+    "task_arithmetic": {
+        "models": [{"model": "m1", "parameters": {"weight": 0.6}}, {"model": "m2", "parameters": {"weight": -0.35}},
+                   {"model": "m3", "parameters": {"weight": 0.45}}],
+        "merge_method": "task_arithmetic", "base_model": "m0", "parameters": {"lambda": 0.9}},
+    "ties": {
+        "models": [{"model": "m1", "parameters": {"weight": 0.6, "density": 0.4}},
+                   {"model": "m2", "parameters": {"weight": 0.3, "density": 0.7}}],
+        "merge_method": "ties", "base_model": "m0"},
+    "interpolate": {"models": [{"model": "m3"}, {"model": "m1"}], "merge_method": "interpolate",
+                    "parameters": {"lambda": {"attention": 0.3, "mlp": 0.8, "default": 0.55}}},
+    "linear_to_bfloat16": {"models": [{"model": "m0", "parameters": {"weight": 0.3}},
+                                      {"model": "m2", "parameters": {"weight": 0.7}}],
+                           "merge_method": "linear", "dtype": "bfloat16"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BIT_IDENTICAL))
+def test_streamed_output_is_bit_identical_to_merge_tensor(pool_dir, state_dicts, tmp_path, case):
+    from soup_search.merge import merge_tensor, output_dtype
+
+    recipe = MergeRecipe.model_validate(BIT_IDENTICAL[case])
+    out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, pool_dir),
+                        allow_negative=True, progress=False)
+    got = load_file(out / "model.safetensors")
+    assert set(got) == set(state_dicts["m0"])
+    for name, tensor in got.items():
+        inputs = {k: state_dicts[k][name] for k in recipe.model_keys}
+        want = merge_tensor(recipe, name, inputs).to(output_dtype(recipe, torch.float32))
+        assert tensor.dtype == want.dtype and torch.equal(tensor, want), name
+
+
+def test_bf16_inputs_are_bit_identical_to_merge_tensor(bf16_pool, tmp_path):
+    from soup_search.merge import merge_tensor
+
+    recipe = MergeRecipe.soup({"m0": 0.37, "m1": 0.63})
+    out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, bf16_pool), progress=False)
+    states = {k: load_file(bf16_pool / k / "model.safetensors") for k in ("m0", "m1")}
+    for name, tensor in load_file(out / "model.safetensors").items():
+        want = merge_tensor(recipe, name, {k: s[name] for k, s in states.items()}).to(torch.bfloat16)
+        assert torch.equal(tensor, want), name
+
+
+def test_sharded_output_index_matches_the_files(pool_dir, state_dicts, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from soup_search.checkpoint import read_header
+
+    recipe = MergeRecipe.soup({"m0": 0.5, "m3": 0.5})
+    out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, pool_dir),
+                        max_shard_bytes=20_000, progress=False)
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    files = sorted(set(index["weight_map"].values()))
+    n = len(files)
+    assert n > 2 and files == [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
+    assert not (out / "model.safetensors").exists()
+    assert sorted(p.name for p in out.glob("*.safetensors")) == files
+    held = {}
+    for file in files:
+        header = read_header(out / file)
+        assert header.data_start % 8 == 0
+        assert json.loads(header.raw)["__metadata__"] == {"format": "pt", "soup_search_recipe": recipe.fingerprint()}
+        tensors = load_file(out / file)
+        assert set(tensors) == {k for k, v in index["weight_map"].items() if v == file}
+        assert sum(t.nbytes for t in tensors.values()) <= 20_000 or len(tensors) == 1
+        held.update(tensors)
+    ref = state_dicts["m0"]
+    assert set(held) == set(ref)
+    assert index["metadata"] == {"total_size": sum(t.nbytes for t in ref.values()),
+                                 "total_parameters": sum(t.numel() for t in ref.values())}
+    for name, tensor in held.items():
+        assert torch.equal(tensor, torch.mul(ref[name], 0.5).add_(state_dicts["m3"][name], alpha=0.5)), name
+    sd = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert torch.equal(sd["model.layers.1.self_attn.q_proj.weight"], held["model.layers.1.self_attn.q_proj.weight"])
+
+
+def test_failure_mid_write_leaves_nothing_and_keeps_the_old_output(pool_dir, tmp_path):
+    from soup_search.errors import MergeError
+
+    # the NaN is in the last tensor of the layout, after several shards were written
+    root = poisoned_pool(pool_dir, tmp_path / "pool", key="m1", name="model.norm.weight")
+    recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.5})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    with pytest.raises(MergeError, match="model 'm1'"):
+        merge_to_disk(recipe, out, resolve_model_paths(recipe, root), max_shard_bytes=15_000, progress=False)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and leftovers(tmp_path) == []
+
+
+def test_writer_matches_safetensors_and_refuses_a_wrong_stream(tmp_path):
+    from safetensors.torch import save_file
+
+    from soup_search.checkpoint import read_header
+    from soup_search.merge.stream import TensorSpec, shard_layout, write_streamed_checkpoint
+
+    state = {"w": torch.randn(3, 5), "b": torch.randn(7, dtype=torch.float64).to(torch.bfloat16),
+             "steps": torch.arange(3, dtype=torch.int64), "scale": torch.tensor(2.5), "mask": torch.tensor([True, False])}
+    specs = [TensorSpec(k, tuple(t.shape), {torch.float32: "F32", torch.bfloat16: "BF16", torch.int64: "I64",
+                                            torch.bool: "BOOL"}[t.dtype]) for k, t in sorted(state.items())]
+    shards = shard_layout(specs, 2**20)
+    order = [s.name for shard in shards for s in shard]
+    assert order == ["steps", "scale", "w", "b", "mask"]  # as safetensors orders a file
+    out = write_streamed_checkpoint(tmp_path / "out", shards, ((k, state[k]) for k in order), metadata={"a": "b"})
+    save_file(state, str(tmp_path / "ref.safetensors"), metadata={"format": "pt", "a": "b"})
+    ours, ref = read_header(out / "model.safetensors"), read_header(tmp_path / "ref.safetensors")
+    assert ours.entries == ref.entries and json.loads(ours.raw) == json.loads(ref.raw)
+    assert (out / "model.safetensors").read_bytes()[ours.data_start:] == \
+        (tmp_path / "ref.safetensors").read_bytes()[ref.data_start:]
+    with pytest.raises(ValueError, match="expected tensor 'steps' next, got 'mask'"):
+        write_streamed_checkpoint(tmp_path / "bad", shards, ((k, state[k]) for k in reversed(order)))
+    with pytest.raises(ValueError, match="expected"):
+        write_streamed_checkpoint(tmp_path / "bad", shards, ((k, state[k].float()) for k in order))
+    assert not (tmp_path / "bad").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset the peak RSS")
+def test_peak_memory_stays_near_one_tensor_per_input(tmp_path):
+    import subprocess
+    import sys
+
+    from soup_search.bench.merge import write_models
+
+    paths = write_models(tmp_path, 3, 10_000_000, "float32")  # 3 x 40 MB, largest tensor 1.6 MB
+    script = f"""
+import re, torch
+from pathlib import Path
+from soup_search.merge import MergeRecipe
+from soup_search.merge.stream import merge_to_disk
+def kb(field):
+    return int(re.search(field + r":\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
+before = kb("VmRSS")
+merge_to_disk(MergeRecipe.soup({{"m0": 0.2, "m1": 0.3, "m2": 0.5}}), {str(tmp_path / "out")!r},
+              {{f"m{{i}}": p for i, p in enumerate({[str(p) for p in paths]!r})}}, progress=False)
+print(before, kb("VmHWM"))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    before, after = (int(x) / 1024 for x in done.stdout.split())
+    model_mb = (paths[0] / "model.safetensors").stat().st_size / 2**20
+    # the old path (memory-mapped inputs, the shard held, save_file's copy) grew ~4 models; now ~4 tensors
+    assert after - before < model_mb / 2, (before, after, model_mb)
