@@ -128,8 +128,8 @@ def test_refuses_to_overwrite_an_input(pool_dir, tmp_path):
 
 
 # -- the streaming path: NaN/Inf checks, bit identity, the writer, atomicity, memory ----------
-def poisoned_pool(pool_dir, root, key="m2", name="model.norm.weight", value=float("nan")):
-    """A copy of ``pool_dir``'s m0..m2 where model ``key``'s tensor ``name`` holds one ``value``."""
+def poisoned_pool(pool_dir, root, key="m2", name="model.norm.weight", value=float("nan"), at=3):
+    """A copy of ``pool_dir``'s m0..m2 where model ``key``'s tensor ``name`` holds one ``value`` (flat index ``at``)."""
     from safetensors.torch import save_file
 
     for k in ("m0", "m1", "m2"):
@@ -137,7 +137,7 @@ def poisoned_pool(pool_dir, root, key="m2", name="model.norm.weight", value=floa
     file = root / key / "model.safetensors"
     state = load_file(file)
     state[name] = state[name].clone()
-    state[name].view(-1)[3] = value
+    state[name].view(-1)[at] = value
     save_file(state, str(file), metadata={"format": "pt"})
     return root
 
@@ -146,14 +146,18 @@ def leftovers(root) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_nonfinite_input_is_named_and_nothing_is_written(pool_dir, tmp_path, value):
+@pytest.mark.parametrize(("value", "chunk"), [(float("nan"), None), (float("inf"), None), (float("nan"), 1000)])
+def test_nonfinite_input_is_named_and_nothing_is_written(pool_dir, tmp_path, monkeypatch, value, chunk):
     from soup_search.errors import MergeError
+    from soup_search.merge import stream
 
-    root = poisoned_pool(pool_dir, tmp_path / "pool", value=value)
+    if chunk:  # the NaN sits in the last of several chunks
+        monkeypatch.setattr(stream, "CHUNK", chunk)
+    name = "model.embed_tokens.weight"
+    root = poisoned_pool(pool_dir, tmp_path / "pool", name=name, value=value, at=-5)
     recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.3, "m2": 0.2})
     out = tmp_path / "out"
-    with pytest.raises(MergeError, match=r"model 'm2': tensor 'model.norm.weight' holds NaN or Inf"):
+    with pytest.raises(MergeError, match=rf"model 'm2': tensor '{name}' holds NaN or Inf"):
         merge_to_disk(recipe, out, resolve_model_paths(recipe, root), progress=False)
     assert not out.exists() and leftovers(tmp_path) == []
 
@@ -223,10 +227,13 @@ BIT_IDENTICAL = {
 }
 
 
+@pytest.mark.parametrize("chunk", [None, 999])  # 999 elements: most tensors span several chunks
 @pytest.mark.parametrize("case", sorted(BIT_IDENTICAL))
-def test_streamed_output_is_bit_identical_to_merge_tensor(pool_dir, state_dicts, tmp_path, case):
-    from soup_search.merge import merge_tensor, output_dtype
+def test_streamed_output_is_bit_identical_to_merge_tensor(pool_dir, state_dicts, tmp_path, monkeypatch, case, chunk):
+    from soup_search.merge import merge_tensor, output_dtype, stream
 
+    if chunk:
+        monkeypatch.setattr(stream, "CHUNK", chunk)
     recipe = MergeRecipe.model_validate(BIT_IDENTICAL[case])
     out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, pool_dir),
                         allow_negative=True, progress=False)
@@ -238,15 +245,33 @@ def test_streamed_output_is_bit_identical_to_merge_tensor(pool_dir, state_dicts,
         assert tensor.dtype == want.dtype and torch.equal(tensor, want), name
 
 
-def test_bf16_inputs_are_bit_identical_to_merge_tensor(bf16_pool, tmp_path):
-    from soup_search.merge import merge_tensor
+def test_bf16_inputs_are_bit_identical_to_merge_tensor(bf16_pool, tmp_path, monkeypatch):
+    from soup_search.merge import merge_tensor, stream
 
+    monkeypatch.setattr(stream, "CHUNK", 1000)
     recipe = MergeRecipe.soup({"m0": 0.37, "m1": 0.63})
     out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, bf16_pool), progress=False)
     states = {k: load_file(bf16_pool / k / "model.safetensors") for k in ("m0", "m1")}
     for name, tensor in load_file(out / "model.safetensors").items():
         want = merge_tensor(recipe, name, {k: s[name] for k, s in states.items()}).to(torch.bfloat16)
         assert torch.equal(tensor, want), name
+
+
+def test_integer_tensors_are_copied_from_the_first_model(pool_dir, tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from soup_search.merge import stream
+
+    monkeypatch.setattr(stream, "CHUNK", 1000)
+    ids = torch.arange(2500, dtype=torch.int64) * 7
+    for i, k in enumerate(("m0", "m1")):
+        shutil.copytree(pool_dir / k, tmp_path / k)
+        state = load_file(tmp_path / k / "model.safetensors")
+        save_file({**state, "model.position_ids": ids + i}, str(tmp_path / k / "model.safetensors"))
+    recipe = MergeRecipe.soup({"m0": 0.0, "m1": 1.0})
+    got = load_file(merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, tmp_path),
+                                  progress=False) / "model.safetensors")
+    assert got["model.position_ids"].dtype == torch.int64 and torch.equal(got["model.position_ids"], ids)
 
 
 def test_sharded_output_index_matches_the_files(pool_dir, state_dicts, tmp_path):
