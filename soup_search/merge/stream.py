@@ -89,7 +89,10 @@ def merge_to_disk(
     device: str = "cpu",
     progress: bool = True,
 ) -> Path:
-    """Merge the checkpoints at ``paths`` (model key -> directory) by ``recipe`` into ``out_dir``."""
+    """Merge the checkpoints at ``paths`` (model key -> directory) by ``recipe`` into ``out_dir``.
+
+    Runs torch on :data:`MERGE_THREADS` intra-op threads meanwhile (process-wide; restored after).
+    """
     import torch
 
     from soup_search.candidates import load_pool
@@ -130,7 +133,7 @@ def merge_to_disk(
     merger = _Merger(plan, {k: _Source(r) for k, r in readers.items()}, first_key,
                      check=not allow_nonfinite, device=device)
 
-    def tensors() -> Iterator[tuple[str, torch.Tensor]]:
+    def tensors() -> Iterator[tuple[str, torch.Tensor | Iterator[torch.Tensor]]]:
         for spec in _track([s for shard in shards for s in shard], progress):
             yield spec.name, merger.merge(spec)
 
