@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import inspect
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -101,13 +100,19 @@ def _check_out(target: Path) -> None:
         raise ZooError(f"--out {target} exists and is not a zoo; choose an empty or new directory")
 
 
+#: torch threads while training: fixed (not taken from the machine) so a build gives the same
+#: weights everywhere. Models this small run as fast on one thread as on two, and a second
+#: thread slows training 4-8x when the cores are shared (spin-waiting), so one it is.
+TRAIN_THREADS = 1
+
+
 @contextlib.contextmanager
-def _threads() -> Iterator[None]:
-    """Use every core up to 4 for training (2 on the reference machine), then restore."""
+def single_thread() -> Iterator[None]:
+    """Train with :data:`TRAIN_THREADS` torch threads, then restore the caller's setting."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(os.cpu_count() or 1, 4)))
+    torch.set_num_threads(TRAIN_THREADS)
     try:
         yield
     finally:
@@ -117,19 +122,21 @@ def _threads() -> Iterator[None]:
 def _build_into(root: Path, name: str, spec: ZooSpec, seed: int, fp: str, progress: bool) -> None:
     import torch
     from transformers import LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
 
     from objectives.toy import ToyObjective
     from soup_search.zoo.tokenizer import build_char_tokenizer
     from soup_search.zoo.train import CategoryData, train
 
     start, cpu_start = time.perf_counter(), time.process_time()
+    hf_logging.disable_progress_bar()  # our own bars only, no "Writing model shards"
     tokenizer = build_char_tokenizer()
     objective = ToyObjective(seed=seed, categories=spec.categories, n_train=spec.n_train)
     data = CategoryData(tokenizer, objective.examples("train"))
     jobs = [("base", "base", (), spec.base_steps)]
     jobs += [(f"expert_{key}", "expert", cats, spec.expert_steps) for key, cats in spec.experts.items()]
     models: list[dict] = []
-    with _threads(), _progress(progress, jobs) as advance:
+    with single_thread(), _progress(progress, jobs) as advance:
         torch.manual_seed(seed)
         model = LlamaForCausalLM(llama_config(spec, tokenizer))
         base_state: dict | None = None
@@ -155,7 +162,7 @@ def _build_into(root: Path, name: str, spec: ZooSpec, seed: int, fp: str, progre
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - start, 2),
         "build_cpu_seconds": round(time.process_time() - cpu_start, 2),
-        "torch_threads": max(1, min(os.cpu_count() or 1, 4)),
+        "torch_threads": TRAIN_THREADS,
         "spec": asdict(spec), "models": models,
     }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

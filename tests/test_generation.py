@@ -1,0 +1,77 @@
+"""Batched greedy generation: left padding gives the one-by-one answers; evaluate counts right."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from objectives.toy import ToyObjective
+from soup_search.errors import ObjectiveError
+from soup_search.generation import evaluate, generate_answers
+from tests.checkpoints import make_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_zoo):
+    path = tiny_zoo.experts[next(iter(tiny_zoo.experts))]
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), AutoTokenizer.from_pretrained(path)
+
+
+def _mixed_prompts(n_per_cat: int = 4) -> list[str]:
+    toy = ToyObjective(seed=0)
+    return [ex.prompt for cat in toy.categories for ex in toy.examples("dev", [cat])[:n_per_cat]]
+
+
+def test_left_padded_batches_match_one_by_one_decoding(trained):
+    model, tok = trained
+    prompts = _mixed_prompts()
+    assert len({len(p) for p in prompts}) > 5  # lengths really differ, so padding is exercised
+    batched = generate_answers(model, tok, prompts, max_new_tokens=8, batch_size=7)
+    single = [generate_answers(model, tok, [p], max_new_tokens=8, batch_size=1)[0] for p in prompts]
+    assert batched == single
+    assert sum(a != "" for a in batched) > len(prompts) // 2  # a trained model answers
+
+
+def test_random_model_batches_match_too_and_answers_stop_at_budget(tmp_path):
+    path = make_checkpoint(tmp_path / "rand", seed=3)
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    prompts = ["add 1+2=", "reverse abcdef=", "x", "parity 0101010101="]
+    batched = generate_answers(model, tok, prompts, max_new_tokens=5, batch_size=4)
+    single = [generate_answers(model, tok, [p], max_new_tokens=5)[0] for p in prompts]
+    assert batched == single
+    assert all(len(a) <= 5 for a in batched)  # one char per token, never past the budget
+
+
+def test_generate_answers_keeps_order_and_handles_empty(trained):
+    model, tok = trained
+    assert generate_answers(model, tok, [], max_new_tokens=4) == []
+    prompts = _mixed_prompts(2)
+    forward = generate_answers(model, tok, prompts, max_new_tokens=8)
+    backward = generate_answers(model, tok, prompts[::-1], max_new_tokens=8)
+    assert backward == forward[::-1]
+
+
+def test_evaluate_reports_accuracy_per_category(trained):
+    model, tok = trained
+    toy = ToyObjective(seed=0, n_dev=20)
+    result = evaluate(model, tok, toy, "dev", categories=["copy", "max", "parity"])
+    assert set(result) == {"per_category", "counts", "n", "seconds"}
+    assert result["counts"] == {"copy": 20, "max": 20, "parity": 20}
+    assert result["n"] == 60 and result["seconds"] > 0
+    assert all(0.0 <= v <= 1.0 for v in result["per_category"].values())
+    # the accuracy is exactly what scoring the generated answers gives
+    examples = toy.examples("dev", ["max"])
+    preds = generate_answers(model, tok, [e.prompt for e in examples], toy.max_new_tokens)
+    expected = sum(toy.score(p, e.answer) for p, e in zip(preds, examples)) / len(examples)
+    assert result["per_category"]["max"] == pytest.approx(expected)
+
+
+def test_evaluate_refuses_test_split_unless_held_out(trained):
+    model, tok = trained
+    toy = ToyObjective(seed=0, n_test=5)
+    with pytest.raises(ObjectiveError, match="test split"):
+        evaluate(model, tok, toy, "test")
+    assert evaluate(model, tok, toy, "test", categories=["max"], held_out=True)["n"] == 5
