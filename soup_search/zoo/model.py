@@ -3,6 +3,9 @@
 Every expert is fine-tuned briefly, with a modest learning rate, from one shared base
 trained on all toy categories. That keeps the experts in one loss basin, so a weighted
 average of their parameters (a soup) combines their skills: the regime SoCE relies on.
+Each expert sees mostly (``focus``) its own 2-3 categories and gains there while drifting
+on the rest; averaging cancels much of the drift, so on the default zoo the uniform soup of
+the six experts beats the best single expert (and the base) on mean dev and test accuracy.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from soup_search.errors import SoupSearchError
 
 #: bump whenever training code changes what a build produces; part of the cache fingerprint
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 
 class ZooError(SoupSearchError):
@@ -75,7 +78,7 @@ SIZES: dict[str, ZooSpec] = {
     ),
     "default": ZooSpec(
         hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4,
-        base_steps=1000, base_lr=3e-3, expert_steps=200, expert_lr=1e-3, focus=0.9,
+        base_steps=1000, base_lr=3e-3, expert_steps=300, expert_lr=7e-4, focus=0.9,
         experts=dict(_DEFAULT_EXPERTS), batch_size=64,
     ),
 }
