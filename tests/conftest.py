@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,9 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("soup-cache")
+    """A fresh cache per session (zoo, scores); SOUP_SEARCH_TEST_CACHE reuses one between sessions."""
+    reuse = os.environ.get("SOUP_SEARCH_TEST_CACHE")
+    path = Path(reuse) if reuse else tmp_path_factory.mktemp("soup-cache")
     old = os.environ.get("SOUP_SEARCH_CACHE_DIR")
     os.environ["SOUP_SEARCH_CACHE_DIR"] = str(path)
     yield path

@@ -1,0 +1,237 @@
+"""The whole pipeline on the tiny zoo, through real Ray, real Optuna storage and real checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from soup_search.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(tmp_path: Path, name: str, seed: int, **search) -> Path:
+    """A tiny-zoo config; the objective seed keeps each test's scores out of the others' cache."""
+    cfg = {
+        "name": name,
+        "candidates": {"zoo": "tiny"},
+        "objective": {"name": "toy", "params": {"seed": seed, "n_dev": 24, "n_test": 24}},
+        "analysis": {"tau": search.pop("tau", 0.5), "top_k": 2, "categories": search.pop("categories", None)},
+        "search": {"sampler": "tpe", "n_trials": 5, "seed": 0, **search},
+        "resources": {"shards": 2, "scorers": 2, "shard_cpus": 0.25, "scorer_cpus": 0.5},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def cli(*args: str) -> None:
+    """Run the CLI in-process; a clean finish is exit code 0."""
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        assert exc.code in (0, None), f"exit code {exc.code}"
+
+
+def completed(state: Path) -> int:
+    db = state / "optuna.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_profile_scores_every_candidate_once(tiny_zoo, ray_session, tmp_path, capsys):
+    from soup_search.generation import evaluate
+    from objectives import get_objective
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    seed = 1000 + time.time_ns() % 10**6  # a fresh objective: nothing cached, even with a reused test cache
+    cfg = write_config(tmp_path, "prof", seed=seed)
+    cli("profile", str(cfg), "--out", str(tmp_path / "p"))
+    frame = pd.read_csv(tmp_path / "p" / "scores.csv", index_col=0)
+    assert list(frame.index) == list(tiny_zoo.experts)
+    assert len(frame.columns) == 8 and ((frame >= 0) & (frame <= 1)).all().all()
+    stats = json.loads((tmp_path / "p" / "profile.json").read_text())
+    assert stats["scored"] == len(tiny_zoo.experts) and stats["cached"] == 0
+    assert stats["examples_per_s_per_scorer"] > 0
+
+    # the weights that travelled through shard and scorer actors score as the checkpoint on disk does
+    import torch
+
+    name, path = next(iter(tiny_zoo.experts.items()))
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the scorer actors: the same reduction order, the same greedy tokens
+    try:
+        direct = evaluate(model, AutoTokenizer.from_pretrained(path),
+                          get_objective("toy", seed=seed, n_dev=24, n_test=24), "dev")
+    finally:
+        torch.set_num_threads(threads)
+    assert frame.loc[name].to_dict() == pytest.approx(direct["per_category"])
+
+    # a second profile scores nothing: the cache answers
+    cli("profile", str(cfg), "--out", str(tmp_path / "p2"))
+    again = json.loads((tmp_path / "p2" / "profile.json").read_text())
+    assert again["scored"] == 0 and again["cached"] == len(tiny_zoo.experts)
+    capsys.readouterr()
+
+
+def test_run_end_to_end(tiny_zoo, ray_session, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    from soup_search.merge import MergeRecipe
+
+    # three categories: at most 4 baselines (uniform + each expert), all inside the 6-trial budget
+    cfg = write_config(tmp_path, "e2e", seed=102, n_trials=6, categories=["sort", "reverse", "count"])
+    out = tmp_path / "run"
+    cli("run", str(cfg), "--out", str(out))
+    printed = capsys.readouterr().out
+    assert "held-out comparison" in printed
+
+    results = json.loads((out / "results.json").read_text())
+    assert {"config", "trials", "best", "comparison", "timings", "analysis"} <= set(results)
+    assert len(results["trials"]) == 6
+    best_dev = max(t["dev_mean"] for t in results["trials"])
+    assert results["best"]["dev_mean"] == pytest.approx(best_dev)
+    assert {"recipe", "weights", "dev_mean", "test_mean", "test_per_category"} <= set(results["best"])
+    kinds = [row["kind"] for row in results["comparison"]]
+    assert kinds[0] == "soup" and {"expert", "uniform_all", "uniform_experts"} <= set(kinds)
+    for row in results["comparison"]:
+        assert {"name", "kind", "recipe", "dev_mean", "test_mean", "test_per_category"} <= set(row)
+        # the analysis looked at three categories; the objective still scores all eight
+        assert len(row["test_per_category"]) == 8
+    # the best soup is no worse on dev than any expert or uniform soup (they were all enqueued or evaluated)
+    experts_dev = [r["dev_mean"] for r in results["comparison"] if r["kind"] in ("expert", "uniform_experts")]
+    assert results["best"]["dev_mean"] >= max(experts_dev) - 1e-9
+    assert set(results["timings"]) >= {"profile_analyze", "search", "final_eval", "total"}
+
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 6 and "dev_mean" in trials
+    assert "## Held-out comparison" in (out / "report.md").read_text()
+    for png in ("optimization_history.png", "weights_vs_dev.png", "comparison.png"):
+        data = (out / "plots" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    model = AutoModelForCausalLM.from_pretrained(out / "best")
+    assert model.config.num_hidden_layers == 2
+    recipe = MergeRecipe.from_yaml(out / "soup.yaml")
+    assert all(Path(m.model).is_dir() for m in recipe.models)
+
+    # the test split was scored only by the final report: one held-out evaluation per comparison row
+    log = sqlite3.connect(out / "state" / "run.sqlite")
+    # (evaluations are logged by trials; the held-out rows are in the cache, keyed by split)
+    cache = sqlite3.connect(Path(os.environ["SOUP_SEARCH_CACHE_DIR"]) / "scores" / "scores.sqlite")
+    splits = dict(cache.execute("SELECT split, COUNT(*) FROM scores GROUP BY split").fetchall())
+    assert splits.get("test", 0) >= 1
+    assert log.execute("SELECT COUNT(*) FROM evaluations WHERE split = 'test'").fetchone()[0] == 0
+
+
+def test_grid_sampler_is_the_paper_grid(tiny_zoo, ray_session, tmp_path, capsys):
+    cfg = write_config(tmp_path, "grid", seed=103, sampler="grid", categories=["reverse", "count"],
+                       tau=0.999)
+    out = tmp_path / "grid"
+    cli("run", str(cfg), "--out", str(out))
+    results = json.loads((out / "results.json").read_text())
+    groups = results["analysis"]["weak_categories"]
+    assert len(groups) == 2
+    first = results["analysis"]["experts"][groups[0]]
+    firsts = [round(t["weights"]["all"].get(first, 0.0), 6) for t in results["trials"]]
+    # the grid's 9 points (0.1 … 0.9 for the first expert, the rest to the second), each expert alone; none twice
+    assert sorted(firsts) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert "grid_best" in [r["kind"] for r in results["comparison"]]
+    capsys.readouterr()
+
+
+def test_resume_after_sigkill(tiny_zoo, tmp_path):
+    """Kill the driver (SIGKILL, whole process group) mid-search; the same command finishes the study."""
+    cfg = write_config(tmp_path, "resume", seed=104, n_trials=12)
+    out = tmp_path / "resume"
+    cmd = [sys.executable, "-m", "soup_search", "run", str(cfg), "--out", str(out)]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while completed(out / "state") < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = completed(out / "state")
+    assert 3 <= done_before < 12
+    time.sleep(2)
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert completed(out / "state") == 12  # no completed trial lost, none beyond the budget
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["trials"]) == 12
+    # no weights were scored twice: every really-scored search evaluation is a distinct recipe
+    rows = sqlite3.connect(out / "state" / "run.sqlite").execute(
+        "SELECT recipe FROM evaluations WHERE stage = 'search' AND cached = 0").fetchall()
+    assert len(rows) == len({r[0] for r in rows})
+
+
+def test_resume_flag_and_config_change(tiny_zoo, tmp_path, capsys):
+    cfg = write_config(tmp_path, "flags", seed=105)
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(cfg), "--out", str(tmp_path / "none"), "--resume"])
+    assert exit_.value.code == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    state = tmp_path / "other" / "state"
+    state.mkdir(parents=True)
+    (state / "config.json").write_text(json.dumps({"fingerprint": "different"}))
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(cfg), "--out", str(tmp_path / "other")])
+    assert exit_.value.code == 2
+    assert "different config" in capsys.readouterr().err
+
+
+def test_crashed_scorer_actor_is_restarted_and_the_call_retried(tiny_zoo, ray_session, tmp_path):
+    import ray
+
+    from soup_search.config import load_config
+    from soup_search.pool import load_config_pool
+    from soup_search.profile import single_recipe
+    from soup_search.search.trial import evaluate_recipe
+    from soup_search.session import open_session
+
+    cfg = load_config(write_config(tmp_path, "crash", seed=106))
+    pool = load_config_pool(cfg, progress=False)
+    with open_session(cfg, pool, tmp_path / "state", score_cache=tmp_path / "scores.sqlite") as session:
+        ctx = session.context(stage="test")
+        first, _, cached = evaluate_recipe(single_recipe(pool.names[0]), ctx, "dev")
+        assert not cached
+        for actor in session.scorers.actors:
+            ray.kill(actor, no_restart=False)  # a crash: Ray restarts the actor (max_restarts)
+        for actor in session.shards.actors:
+            ray.kill(actor, no_restart=False)
+        again, _, cached = evaluate_recipe(single_recipe(pool.names[1]), ctx, "dev")
+        assert not cached and again.n == first.n
+        assert sum(ray.get([a.stats.remote() for a in session.scorers.actors])[i]["calls"] for i in range(2)) == 1
+
+
+def test_search_never_scores_the_test_split(tiny_zoo, ray_session, tmp_path):
+    from soup_search.config import load_config
+    from soup_search.errors import ObjectiveError
+    from soup_search.pool import load_config_pool
+    from soup_search.profile import single_recipe
+    from soup_search.search.trial import evaluate_recipe
+    from soup_search.session import open_session
+
+    cfg = load_config(write_config(tmp_path, "guard", seed=107))
+    pool = load_config_pool(cfg, progress=False)
+    with open_session(cfg, pool, tmp_path / "state", score_cache=tmp_path / "scores.sqlite") as session:
+        with pytest.raises(ObjectiveError, match="refuses to score the test split"):
+            evaluate_recipe(single_recipe(pool.names[0]), session.context(stage="test"), "test")
