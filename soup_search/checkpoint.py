@@ -5,15 +5,14 @@ A checkpoint is a Hugging Face model directory holding either ``model.safetensor
 present, as in ``from_pretrained``). :class:`CheckpointReader` parses and validates only the
 JSON headers when it is built, so a pool of large checkpoints is checked in milliseconds;
 tensor data is read on demand through ``safetensors.safe_open`` (memory-mapped).
-:func:`write_checkpoint` streams ``(name, tensor)`` pairs into shards, holding one shard at a
-time, and renames the finished directory into place.
+:func:`write_checkpoint` writes ``(name, tensor)`` pairs through the streaming writer of
+:mod:`soup_search.safetensors_io` (no copy of a shard in memory), atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import struct
 from collections.abc import Iterable
@@ -21,27 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from soup_search.atomic import atomic_dir
 from soup_search.errors import CandidateError
+from soup_search.safetensors_io import (
+    CONFIG_FILE, DEFAULT_SHARD_BYTES, DTYPE_BYTES, INDEX_FILE, SINGLE_FILE, TensorSpec, shard_layout,
+    st_dtype_of, write_streamed_checkpoint,
+)
 
 if TYPE_CHECKING:
     import numpy
     import torch
 
-SINGLE_FILE = "model.safetensors"
-INDEX_FILE = "model.safetensors.index.json"
-CONFIG_FILE = "config.json"
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
     "tokenizer.model", "spm.model", "sentencepiece.bpe.model", "vocab.json", "vocab.txt",
     "merges.txt", "chat_template.jinja", "chat_template.json", "generation_config.json",
 )
-# bytes per element of each safetensors dtype; sub-byte dtypes (F4, F6_*) are not size-checked
-DTYPE_BYTES = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
-    "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
-    "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8, "C64": 8,
-}
 MAX_HEADER_BYTES = 100 * 2**20  # the limit safetensors itself enforces
 FIX = "re-download or re-save the checkpoint"
 
@@ -278,81 +271,33 @@ def write_checkpoint(
     tensors: Iterable[tuple[str, torch.Tensor]],
     *,
     config: dict | None = None,
-    max_shard_bytes: int = 5 * 2**30,
+    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
     metadata: dict[str, str] | None = None,
     extra_files: dict[str, str | bytes] | None = None,
 ) -> Path:
-    """Stream ``(name, tensor)`` pairs into a Hugging Face safetensors checkpoint at ``out_dir``.
+    """Write ``(name, tensor)`` pairs as a Hugging Face safetensors checkpoint at ``out_dir``.
 
-    Tensors accumulate until the next one would pass ``max_shard_bytes`` (a tensor larger
-    than that gets a shard of its own); each full shard is written and dropped, so peak
-    memory is one shard. One shard is saved as ``model.safetensors``; several as
+    The pairs are collected first (references: callers hold the tensors already), laid out by
+    :func:`shard_layout` (tensors fill a shard until the next one would pass
+    ``max_shard_bytes``; a tensor larger than that gets a shard of its own) and written by
+    :func:`write_streamed_checkpoint`, one tensor's bytes at a time (tied or shared storages
+    are fine). One shard is saved as ``model.safetensors``; several as
     ``model-0000i-of-0000N.safetensors`` plus ``model.safetensors.index.json``. Everything
     is written into a temp dir next to ``out_dir`` and renamed at the end; on an exception
     nothing is left behind (an existing ``out_dir`` is untouched).
     """
-    from safetensors.torch import save_file
-
     if max_shard_bytes <= 0:
         raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
-    file_metadata = {"format": "pt", **(metadata or {})}
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        shards: list[tuple[Path, list[str]]] = []
-        pending: dict[str, torch.Tensor] = {}
-        storages: set[int] = set()
-        pending_bytes = total_bytes = total_numel = 0
-
-        def flush() -> None:
-            file = tmp / f".shard-{len(shards) + 1:05d}.safetensors"
-            save_file(pending, str(file), metadata=file_metadata)
-            shards.append((file, list(pending)))
-            pending.clear()
-            storages.clear()
-
-        seen: set[str] = set()
-        for name, tensor in tensors:
-            if name in seen:
-                raise ValueError(f"tensor {name!r} was given twice")
-            seen.add(name)
-            tensor = tensor.detach().to("cpu").contiguous()
-            nbytes = tensor.numel() * tensor.element_size()
-            if pending and pending_bytes + nbytes > max_shard_bytes:
-                flush()
-                pending_bytes = 0
-            ptr = tensor.untyped_storage().data_ptr()
-            if ptr and ptr in storages:  # tied weights: safetensors refuses shared storage
-                tensor = tensor.clone()
-            storages.add(tensor.untyped_storage().data_ptr())
-            pending[name] = tensor
-            pending_bytes += nbytes
-            total_bytes += nbytes
-            total_numel += tensor.numel()
-        if pending or not shards:
-            flush()
-
-        if len(shards) == 1:
-            os.replace(shards[0][0], tmp / SINGLE_FILE)
-        else:
-            weight_map = {}
-            for i, (file, names) in enumerate(shards, start=1):
-                final = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-                os.replace(file, tmp / final)
-                weight_map.update(dict.fromkeys(names, final))
-            index = {"metadata": {"total_size": total_bytes, "total_parameters": total_numel},
-                     "weight_map": dict(sorted(weight_map.items()))}
-            (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
-        if config is not None:
-            config = config.to_dict() if hasattr(config, "to_dict") else config
-            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        for fname, content in (extra_files or {}).items():
-            target = tmp / fname
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                target.write_text(content)
-    return out_dir
+    by_name: dict[str, torch.Tensor] = {}
+    for name, tensor in tensors:
+        if name in by_name:
+            raise ValueError(f"tensor {name!r} was given twice")
+        by_name[name] = tensor
+    specs = [TensorSpec(name, tuple(t.shape), st_dtype_of(t.dtype)) for name, t in by_name.items()]
+    shards = shard_layout(specs, max_shard_bytes)
+    ordered = ((s.name, by_name[s.name]) for shard in shards for s in shard)
+    return write_streamed_checkpoint(out_dir, shards, ordered, config=config, metadata=metadata,
+                                     extra_files=extra_files)
 
 
 def copy_tokenizer_files(src_dir: str | Path, dst_dir: str | Path) -> list[str]:

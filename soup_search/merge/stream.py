@@ -23,47 +23,38 @@ input is checked. Both use a cheap test first: a finite ``sum()`` proves every e
 
 The output is a Hugging Face checkpoint (config.json with the new dtype, safetensors shards
 and index, tokenizer files, README.md card), written atomically: on any error nothing is
-left behind. :func:`write_streamed_checkpoint` is the writer; it could serve
-:func:`soup_search.checkpoint.write_checkpoint` too.
+left behind, by :func:`soup_search.safetensors_io.write_streamed_checkpoint` (shared with
+:func:`soup_search.checkpoint.write_checkpoint`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from soup_search.atomic import atomic_dir
-from soup_search.checkpoint import (
-    CONFIG_FILE, DTYPE_BYTES, INDEX_FILE, SINGLE_FILE, TOKENIZER_FILES, read_header,
-)
+from soup_search.checkpoint import TOKENIZER_FILES, read_header
 from soup_search.errors import CandidateError, MergeError
 from soup_search.merge import output_dtype
 from soup_search.merge.card import model_card
 from soup_search.merge.recipe import MergeRecipe
+from soup_search.safetensors_io import (
+    DEFAULT_SHARD_BYTES, TensorSpec, shard_layout, st_dtype_of, torch_dtype_of, write_streamed_checkpoint,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from soup_search.checkpoint import CheckpointReader
 
-DEFAULT_SHARD_BYTES = 5 * 2**30
 # torch threads for the arithmetic: the loop is memory-bound, and a second OpenMP thread that
 # spin-waits between ops while this thread is in read()/write() costs more than it gains
 MERGE_THREADS = 1
 # elements merged at a time: 1 MiB of float32, so what pread just copied is still in cache
 # when it is summed (whole 16 MB tensors cost ~30% more CPU), and buffers stay small for any model
 CHUNK = 2**18
-_DTYPES = {  # safetensors dtype string -> torch dtype attribute name
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32",
-    "I16": "int16", "I8": "int8", "U8": "uint8", "U16": "uint16", "U32": "uint32",
-    "U64": "uint64", "BOOL": "bool",
-}
 
 
 def resolve_model_paths(recipe: MergeRecipe, root: str | Path) -> dict[str, Path]:
@@ -125,9 +116,9 @@ def merge_to_disk(
     specs = []
     for name in names:
         in_dtype = readers[first_key].info(name).dtype
-        dtype = _torch_dtype(in_dtype)
+        dtype = torch_dtype_of(in_dtype)
         if dtype.is_floating_point:
-            in_dtype = _st_dtype(output_dtype(recipe, dtype))
+            in_dtype = st_dtype_of(output_dtype(recipe, dtype))
         specs.append(TensorSpec(name, tuple(pool.tensor_infos[name].shape), in_dtype))
     shards = shard_layout(specs, max_shard_bytes)
     merger = _Merger(plan, {k: _Source(r) for k, r in readers.items()}, first_key,
@@ -184,7 +175,7 @@ class _Source:
         import torch
 
         info = self.reader.info(name)
-        dtype = _torch_dtype(info.dtype)
+        dtype = torch_dtype_of(info.dtype)
         size = dtype.itemsize
         nbytes = info.nbytes if count is None else count * size
         if self._buffer is None or self._buffer.numel() < nbytes:
@@ -218,7 +209,7 @@ class _Merger:
     def merge(self, spec: TensorSpec) -> torch.Tensor | Iterator[torch.Tensor]:
         """Output tensor ``spec``: whole, or as flat chunks (views of reused buffers: write each
         before asking for the next)."""
-        name, out_dtype = spec.name, _torch_dtype(spec.dtype)
+        name, out_dtype = spec.name, torch_dtype_of(spec.dtype)
         numel = math.prod(spec.shape)
         if not out_dtype.is_floating_point:  # integer buffers: copied from the first model
             source = self.sources[self.first_key]
@@ -321,147 +312,7 @@ def _nonfinite(key: str, name: str) -> MergeError:
                       "fix that checkpoint or pass --allow-nonfinite")
 
 
-# -- the streaming safetensors writer ---------------------------------------------------------
-@dataclass(frozen=True)
-class TensorSpec:
-    """An output tensor known before its data: name, shape, safetensors dtype string."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
-
-
-def shard_layout(specs: Sequence[TensorSpec], max_shard_bytes: int) -> list[list[TensorSpec]]:
-    """Split ``specs`` into shards as :func:`write_checkpoint` does, each ordered as safetensors orders a file.
-
-    Tensors fill a shard until the next one would pass ``max_shard_bytes`` (a larger tensor
-    gets a shard of its own); within a shard, by element size (largest first) then name.
-    """
-    if max_shard_bytes <= 0:
-        raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
-    shards: list[list[TensorSpec]] = []
-    current: list[TensorSpec] = []
-    size = 0
-    for spec in specs:
-        if current and size + spec.nbytes > max_shard_bytes:
-            shards.append(current)
-            current, size = [], 0
-        current.append(spec)
-        size += spec.nbytes
-    shards.append(current)
-    return [sorted(shard, key=lambda s: (-DTYPE_BYTES[s.dtype], s.name)) for shard in shards]
-
-
-def write_streamed_checkpoint(
-    out_dir: str | Path,
-    shards: Sequence[Sequence[TensorSpec]],
-    tensors: Iterable[tuple[str, torch.Tensor]],
-    *,
-    config: dict | None = None,
-    metadata: dict[str, str] | None = None,
-    extra_files: dict[str, str | bytes] | None = None,
-) -> Path:
-    """Write a Hugging Face safetensors checkpoint whose layout (``shards``) is known up front.
-
-    ``tensors`` yields ``(name, data)`` in layout order (``[s for shard in shards for s in
-    shard]``), ``data`` being the tensor or an iterable of flat chunks of it (row-major); the
-    bytes of each go straight to the file before the next is requested (so the producer may
-    reuse its buffers). Each file's header is written first, computed from
-    the specs; nothing the size of a shard is held in memory. One shard is saved as
-    ``model.safetensors``; several as ``model-0000i-of-0000N.safetensors`` plus
-    ``model.safetensors.index.json``. Written into a temp dir next to ``out_dir`` and
-    renamed at the end; on an exception nothing is left behind.
-    """
-    file_metadata = {"format": "pt", **(metadata or {})}
-    if not all(isinstance(v, str) for v in file_metadata.values()):
-        raise ValueError(f"safetensors metadata values must be strings, got {file_metadata}")
-    n = len(shards)
-    files = [SINGLE_FILE] if n == 1 else [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
-    stream = iter(tensors)
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        for fname, shard in zip(files, shards):
-            _write_file(tmp / fname, shard, stream, file_metadata)
-        extra = next(stream, None)
-        if extra is not None:
-            raise ValueError(f"tensor {extra[0]!r} is not in the layout")
-        if n > 1:
-            specs = [s for shard in shards for s in shard]
-            weight_map = {s.name: f for f, shard in zip(files, shards) for s in shard}
-            index = {"metadata": {"total_size": sum(s.nbytes for s in specs),
-                                  "total_parameters": sum(math.prod(s.shape) for s in specs)},
-                     "weight_map": dict(sorted(weight_map.items()))}
-            (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
-        if config is not None:
-            config = config.to_dict() if hasattr(config, "to_dict") else config
-            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        for fname, content in (extra_files or {}).items():
-            target = tmp / fname
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                target.write_text(content)
-    return out_dir
-
-
-def _write_file(path: Path, shard: Sequence[TensorSpec], stream: Iterator, metadata: dict[str, str]) -> None:
-    """One .safetensors file: 8-byte header length, JSON header padded to 8 bytes, raw tensor data."""
-    import torch
-
-    header: dict = {"__metadata__": metadata}
-    offset = 0
-    for spec in shard:
-        header[spec.name] = {"dtype": spec.dtype, "shape": list(spec.shape),
-                             "data_offsets": [offset, offset + spec.nbytes]}
-        offset += spec.nbytes
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)  # as safetensors pads it: data starts 8-byte aligned
-    with open(path, "wb") as fh:
-        fh.write(len(raw).to_bytes(8, "little"))
-        fh.write(raw)
-        for spec in shard:
-            name, data = next(stream, (None, None))
-            if name != spec.name:
-                raise ValueError(f"expected tensor {spec.name!r} next, got {name!r}")
-            whole = isinstance(data, torch.Tensor)
-            if whole and tuple(data.shape) != spec.shape:
-                raise ValueError(f"tensor {name!r}: shape {tuple(data.shape)}, expected {spec.shape}")
-            written = 0
-            for part in (data,) if whole else data:
-                if _st_dtype(part.dtype) != spec.dtype:
-                    raise ValueError(f"tensor {name!r}: dtype {part.dtype}, expected {spec.dtype}")
-                fh.write(part.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-                written += part.numel() * part.element_size()
-            if written != spec.nbytes:
-                raise ValueError(f"tensor {name!r}: {written} bytes given, expected {spec.nbytes}")
-        if fh.tell() != 8 + len(raw) + offset:
-            raise OSError(f"{path}: wrote {fh.tell()} bytes, expected {8 + len(raw) + offset}")
-
-
 # -- helpers -----------------------------------------------------------------------------------
-def _torch_dtype(st: str) -> torch.dtype:
-    import torch
-
-    if st not in _DTYPES:
-        raise MergeError(f"dtype {st} is not supported by soup-search merges; convert the checkpoint "
-                         "to float32, bfloat16 or float16")
-    return getattr(torch, _DTYPES[st])
-
-
-def _st_dtype(dtype: torch.dtype) -> str:
-    name = str(dtype).removeprefix("torch.")
-    for st, torch_name in _DTYPES.items():
-        if torch_name == name:
-            return st
-    raise MergeError(f"dtype {name} cannot be written to safetensors by soup-search; "
-                     "pick float32, bfloat16 or float16")
-
-
 def _tokenizer_files(recipe: MergeRecipe, paths: Mapping[str, str | Path], fallback: Path | None) -> dict[str, bytes]:
     """The tokenizer files of ``tokenizer_source`` (``base`` = the base model), else the first model's."""
     if recipe.tokenizer_source == "base":

@@ -325,7 +325,7 @@ def test_writer_matches_safetensors_and_refuses_a_wrong_stream(tmp_path):
     from safetensors.torch import save_file
 
     from soup_search.checkpoint import read_header
-    from soup_search.merge.stream import TensorSpec, shard_layout, write_streamed_checkpoint
+    from soup_search.safetensors_io import TensorSpec, shard_layout, write_streamed_checkpoint
 
     state = {"w": torch.randn(3, 5), "b": torch.randn(7, dtype=torch.float64).to(torch.bfloat16),
              "steps": torch.arange(3, dtype=torch.int64), "scale": torch.tensor(2.5), "mask": torch.tensor([True, False])}
