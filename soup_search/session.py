@@ -7,10 +7,13 @@ checkpoints are loaded into the shard actors once and never again per trial.
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from soup_search.config import RunConfig
+from soup_search.errors import ConfigError
 from soup_search.scoring.base import ObjectiveSpec
 from soup_search.search.space import SearchSpace
 from soup_search.search.trial import TrialContext
@@ -22,6 +25,28 @@ def objective_spec(cfg: RunConfig) -> ObjectiveSpec:
         if isinstance(params.get(key), str):
             params[key] = str(cfg.resolve(params[key]))
     return ObjectiveSpec(cfg.objective.name, params)
+
+
+#: CPUs each Ray Tune trial reserves (it only dispatches to actors and waits)
+TRIAL_CPUS = 0.01
+
+
+def cpus_needed(cfg: RunConfig) -> float:
+    """Logical CPUs the actors and the concurrent trials of ``cfg`` reserve."""
+    r = cfg.resources
+    return r.shards * r.shard_cpus + r.scorers * (r.scorer_cpus + TRIAL_CPUS)
+
+
+def check_capacity(need: float, remote: bool) -> None:
+    """Refuse a cluster too small for the actors and trials (Ray would wait forever)."""
+    import ray
+
+    have = ray.cluster_resources().get("CPU", 0.0)
+    if need > have + 1e-9:
+        where = "the Ray cluster" if remote else "the local Ray instance (resources.num_cpus)"
+        raise ConfigError("resources", [
+            f"shards, scorers and trials need {need:g} CPUs but {where} has {have:g}; "
+            "lower resources.shard_cpus / scorer_cpus / scorers, or add CPUs"])
 
 
 class Session:
@@ -40,7 +65,9 @@ class Session:
         self.cfg, self.pool = cfg, pool
         self.spec = objective_spec(cfg)
         self.candidate_fps = candidate_fingerprints(pool)
-        start_ray(res.address, res.num_cpus)
+        need = cpus_needed(cfg)
+        start_ray(res.address, res.num_cpus or max(os.cpu_count() or 1, math.ceil(need)))
+        check_capacity(need, res.address is not None)
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         self.store = ray.remote(RunStore).options(num_cpus=0, scheduling_strategy=here).remote(
             str(Path(state_dir) / "run.sqlite"), str(score_cache or cache_dir("scores") / "scores.sqlite"))

@@ -103,7 +103,9 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
 
     callbacks = [_OnResult(on_trial)] if on_trial is not None else []
 
-    trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), {"cpu": 0.01})
+    from soup_search.session import TRIAL_CPUS
+
+    trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), {"cpu": TRIAL_CPUS})
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,

@@ -235,3 +235,16 @@ def test_search_never_scores_the_test_split(tiny_zoo, ray_session, tmp_path):
     with open_session(cfg, pool, tmp_path / "state", score_cache=tmp_path / "scores.sqlite") as session:
         with pytest.raises(ObjectiveError, match="refuses to score the test split"):
             evaluate_recipe(single_recipe(pool.names[0]), session.context(stage="test"), "test")
+
+
+def test_too_small_a_cluster_is_refused_not_hung(tiny_zoo, ray_session, tmp_path):
+    from soup_search.config import load_config
+    from soup_search.errors import ConfigError
+    from soup_search.pool import load_config_pool
+    from soup_search.session import Session, cpus_needed
+
+    cfg = load_config(write_config(tmp_path, "big", seed=108))
+    cfg = cfg.model_copy(update={"resources": cfg.resources.model_copy(update={"scorer_cpus": 1.0})})
+    assert cpus_needed(cfg) > ray_session.cluster_resources()["CPU"]
+    with pytest.raises(ConfigError, match="need 2.52 CPUs but the local Ray instance"):
+        Session(cfg, load_config_pool(cfg, progress=False), tmp_path / "state")
