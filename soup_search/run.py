@@ -86,6 +86,26 @@ def baseline_points(space, grid_points=()) -> list[dict]:
     return points
 
 
+def informative_categories(frame, wanted, console) -> list[str]:
+    """The categories to analyse: those asked for (or all), minus any on which every model scores
+    the same (ρ is undefined there, and no expert can be better than another). They are still scored."""
+    from soup_search.errors import AnalysisError
+
+    cats = list(wanted) if wanted else list(frame.columns)
+    unknown = [c for c in cats if c not in frame.columns]
+    if unknown:
+        raise AnalysisError(f"analysis.categories names unknown categories {unknown}; known: {list(frame.columns)}")
+    constant = [c for c in cats if frame[c].nunique() <= 1]
+    if constant:
+        console.print(f"[yellow]note:[/] every candidate scores the same on {constant}; "
+                      "left out of the analysis (still part of the objective)")
+    kept = [c for c in cats if c not in constant]
+    if len(kept) < 2:
+        raise AnalysisError(f"only {len(kept)} category separates the candidates ({kept}); "
+                            "SoCE needs at least 2: use more dev examples or other candidates")
+    return kept
+
+
 def profile_and_analyze(cfg: RunConfig, session, state: Path, console, progress: bool = True):
     """Stages 1-2: the category table (profiled on dev, or a leaderboard), the analysis, the space."""
     from soup_search.analysis import analyze
@@ -101,7 +121,8 @@ def profile_and_analyze(cfg: RunConfig, session, state: Path, console, progress:
         frame = scores_frame(results)
     write_scores(frame, state / "scores.csv")
     a = cfg.analysis
-    analysis = analyze(frame, categories=a.categories, candidates=list(session.pool.names), method=a.method,
+    categories = informative_categories(frame, a.categories, console)
+    analysis = analyze(frame, categories=categories, candidates=list(session.pool.names), method=a.method,
                        tau=a.tau, top_k=a.top_k, grouping=a.grouping)
     space = SearchSpace.from_analysis(analysis.experts, analysis.alternates, cfg.search.min_weight,
                                       cfg.search.per_module)

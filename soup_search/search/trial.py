@@ -7,6 +7,7 @@ never scores the same weights on the same objective split twice (the score cache
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,6 +110,8 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     result, timings, cached = evaluate_recipe(recipe, ctx, "dev")
     value = objective_value(ctx.spec, result.per_category)
     timings["trial_s"] = time.perf_counter() - t0
+    timings["pid"] = os.getpid()
+    timings["started"] = time.time() - timings["trial_s"]
     ray.get(ctx.store.record.remote(ctx.extra.get("stage", "search"), "", params,
                                     recipe.model_dump(mode="json"), soup, "dev", result, value, timings, cached))
     tune.report({"dev_mean": value, "cached": cached, **{f"t_{k}": v for k, v in timings.items()}})

@@ -86,6 +86,8 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
+    # Tune's auto limit is one pending trial for a wrapped searcher: trials would run one at a time
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(concurrency)
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)
     storage = open_storage(storage_url)
