@@ -61,6 +61,8 @@ def merge(
 @bench_app.command("search")
 def search(
     config: Path = typer.Option(None, "--config", help="search config (default: configs/demo.yaml)"),
+    categories: str = typer.Option("sub,sort,reverse", help="categories to analyse (3 experts on the demo pool); "
+                                   "'all' keeps the config's"),
     seeds: int = typer.Option(3, help="TPE studies to run (seeds 0..N-1)."),
     budget: int = typer.Option(None, help="TPE trials per seed (default: the grid's size)."),
     keep: Path | None = typer.Option(None, help="Keep the bench's studies and scores in this dir."),
@@ -81,6 +83,9 @@ def search(
     if seeds <= 0 or (budget is not None and budget <= 0):
         raise ConfigError("bench search", ["--seeds and --budget must be > 0"])
     cfg = load_config(config or demo_config_path())
+    if categories != "all":
+        picked = [c.strip() for c in categories.split(",") if c.strip()]
+        cfg = cfg.model_copy(update={"analysis": cfg.analysis.model_copy(update={"categories": picked})})
     console = Console()
     r = run_search_bench(cfg, console, seeds=range(seeds), budget=budget, keep=keep)
     table = Table(title=f"search bench: {len(r.groups)} experts ({', '.join(r.groups)}), {r.concurrency} scorers")
