@@ -32,9 +32,9 @@ TRIAL_CPUS = 0.01
 
 
 def cpus_needed(cfg: RunConfig) -> float:
-    """Logical CPUs the actors and the concurrent trials of ``cfg`` reserve."""
+    """Logical CPUs the actors and the concurrent trials (one per scorer, plus one waiting) reserve."""
     r = cfg.resources
-    return r.shards * r.shard_cpus + r.scorers * (r.scorer_cpus + TRIAL_CPUS)
+    return r.shards * r.shard_cpus + r.scorers * r.scorer_cpus + (r.scorers + 1) * TRIAL_CPUS
 
 
 def check_capacity(need: float, remote: bool) -> None:

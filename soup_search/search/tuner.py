@@ -86,8 +86,11 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
-    # Tune's auto limit is one pending trial for a wrapped searcher: trials would run one at a time
-    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(concurrency)
+    # One trial more than scorers: it waits for a free scorer, and Tune keeps a finished trial's
+    # actor only while another trial is pending — without it every trial starts a new worker.
+    # (Tune's auto limit would also allow just one pending trial for a wrapped searcher.)
+    live = concurrency + 1
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(live)
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)
     storage = open_storage(storage_url)
@@ -111,7 +114,7 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
-                                    max_concurrent_trials=concurrency, reuse_actors=True),
+                                    max_concurrent_trials=live, reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"{study_name}-{done}", storage_path=str(Path(tune_dir).resolve()), verbose=0,
             failure_config=tune.FailureConfig(max_failures=2), callbacks=callbacks,
