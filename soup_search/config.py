@@ -187,8 +187,7 @@ def _section_problems(data: dict, root: Path) -> list[str]:
         try:
             section = model.model_validate(data[key] if data[key] is not None else {})
         except ValidationError as exc:
-            problems += [p.replace("'", f"'{key}.", 1) if p.startswith(("unknown key '", "missing key '"))
-                         else p.replace("'", f"'{key}.", 1) for p in _pydantic_problems(exc)]
+            problems += [p.replace("'", f"'{key}.", 1) for p in _pydantic_problems(exc)]
             continue
         if key == "search":
             problems += _search_problems(section)

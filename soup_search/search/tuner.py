@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ray import tune
+
 from soup_search.search.samplers import make_sampler
 from soup_search.search.trial import TrialContext, soup_trial
 
@@ -56,13 +58,7 @@ def completed_trials(storage, study_name: str) -> list:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def _callback_base():
-    from ray import tune
-
-    return tune.Callback
-
-
-class _OnResult(_callback_base()):
+class _OnResult(tune.Callback):
     """Forwards each trial result to a function (progress); dropped when Tune pickles its state."""
 
     def __init__(self, fn):
@@ -80,7 +76,6 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
               seed: int, points: Sequence[dict], concurrency: int, tune_dir: str | Path,
               on_trial: Callable[[dict], None] | None = None) -> int:
     """Run the study until it holds ``n_trials`` completed trials; returns how many ran now."""
-    from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
