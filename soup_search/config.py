@@ -146,6 +146,15 @@ def _scores_problems(sc: ScoresConfig | None, resolve) -> list[str]:
     return []
 
 
+def objective_params(params: dict[str, Any], resolve) -> dict[str, Any]:
+    """An objective's parameters with its file paths (``path``, ``csv``) resolved against the config."""
+    out = dict(params)
+    for key in ("path", "csv"):
+        if isinstance(out.get(key), str):
+            out[key] = str(resolve(out[key]))
+    return out
+
+
 def _objective_problems(o: ObjectiveConfig, resolve) -> list[str]:
     from objectives import objective_class
 
@@ -153,12 +162,8 @@ def _objective_problems(o: ObjectiveConfig, resolve) -> list[str]:
         cls = objective_class(o.name)
     except SoupSearchError as exc:
         return [f"'objective.name': {exc}"]
-    params = dict(o.params)
-    for key in ("path", "csv"):
-        if isinstance(params.get(key), str):
-            params[key] = str(resolve(params[key]))
     try:
-        cls(**params)
+        cls(**objective_params(o.params, resolve))
     except TypeError as exc:
         return [f"'objective.params': {exc}"]
     except SoupSearchError as exc:

@@ -48,6 +48,17 @@ def profile_pool(session, split: str = "dev", held_out: bool = False, names=None
     return dict(zip(names, results))
 
 
+def profile_dev(session, console, progress: bool = True) -> tuple[dict[str, ScoreResult], dict[str, bool]]:
+    """Profile every candidate on the dev split with a progress bar; (results, whether each was cached)."""
+    from soup_search.ui import trial_progress
+
+    cached: dict[str, bool] = {}
+    with trial_progress(console, "profiling candidates", len(session.pool.names), progress) as advance:
+        results = profile_pool(session, "dev",
+                               on_result=lambda name, r, hit: (cached.__setitem__(name, hit), advance({})))
+    return results, cached
+
+
 def scores_frame(results: dict[str, ScoreResult], categories: list[str] | None = None) -> pd.DataFrame:
     """A model × category table of accuracies (index name ``model``)."""
     frame = pd.DataFrame({name: r.per_category for name, r in results.items()}).T

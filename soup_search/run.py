@@ -109,15 +109,13 @@ def informative_categories(frame, wanted, console) -> list[str]:
 def profile_and_analyze(cfg: RunConfig, session, state: Path, console, progress: bool = True):
     """Stages 1-2: the category table (profiled on dev, or a leaderboard), the analysis, the space."""
     from soup_search.analysis import analyze
-    from soup_search.profile import leaderboard_frame, profile_pool, scores_frame, write_scores
+    from soup_search.profile import leaderboard_frame, profile_dev, scores_frame, write_scores
     from soup_search.search.space import SearchSpace
-    from soup_search.ui import trial_progress
 
     if cfg.scores is not None:
         frame = leaderboard_frame(cfg)
     else:
-        with trial_progress(console, "profiling candidates", len(session.pool.names), progress) as advance:
-            results = profile_pool(session, "dev", on_result=lambda n, r, c: advance({}))
+        results, _ = profile_dev(session, console, progress)
         frame = scores_frame(results)
     write_scores(frame, state / "scores.csv")
     a = cfg.analysis

@@ -20,11 +20,9 @@ from soup_search.search.trial import TrialContext
 
 
 def objective_spec(cfg: RunConfig) -> ObjectiveSpec:
-    params = dict(cfg.objective.params)
-    for key in ("path", "csv"):
-        if isinstance(params.get(key), str):
-            params[key] = str(cfg.resolve(params[key]))
-    return ObjectiveSpec(cfg.objective.name, params)
+    from soup_search.config import objective_params
+
+    return ObjectiveSpec(cfg.objective.name, objective_params(cfg.objective.params, cfg.resolve))
 
 
 #: CPUs each Ray Tune trial reserves (it only dispatches to actors and waits)
@@ -85,7 +83,7 @@ class Session:
     def context(self, space: SearchSpace | None = None, stage: str = "search") -> TrialContext:
         return TrialContext(space=space, spec=self.spec, candidate_fps=dict(self.candidate_fps),
                             shard_actors=tuple(self.shards.actors), free_scorers=self.scorers.free,
-                            store=self.store, extra={"stage": stage})
+                            store=self.store, stage=stage)
 
     def close(self) -> None:
         import ray

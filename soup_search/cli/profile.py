@@ -41,18 +41,15 @@ def profile(
 def profile_frame(cfg, out: Path, console, progress: bool = True):
     """Profile every candidate of ``cfg`` on the dev split through shard and scorer actors."""
     from soup_search.pool import load_config_pool
-    from soup_search.profile import profile_pool, scores_frame
+    from soup_search.profile import profile_dev, scores_frame
     from soup_search.session import open_session
-    from soup_search.ui import trial_progress
 
     pool = load_config_pool(cfg, progress=progress)
-    cached = []
-    with open_session(cfg, pool, out / "state") as session, \
-            trial_progress(console, "profiling candidates", len(pool.names), progress) as advance:
-        results = profile_pool(session, "dev", on_result=lambda n, r, c: (cached.append(c), advance({})))
-    fresh = [r for r, c in zip(results.values(), cached) if not c and r.seconds > 0]
+    with open_session(cfg, pool, out / "state") as session:
+        results, cached = profile_dev(session, console, progress)
+    fresh = [r for name, r in results.items() if not cached[name] and r.seconds > 0]
     rate = sum(r.n for r in fresh) / sum(r.seconds for r in fresh) if fresh else None
-    stats = {"scored": len(fresh), "cached": sum(cached), "examples_per_s_per_scorer": rate,
+    stats = {"scored": len(fresh), "cached": sum(cached.values()), "examples_per_s_per_scorer": rate,
              "per_candidate": {n: r.to_json() for n, r in results.items()}}
     return scores_frame(results), stats
 

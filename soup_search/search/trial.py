@@ -10,7 +10,7 @@ import hashlib
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from soup_search.scoring.base import ObjectiveSpec, ScoreResult
 from soup_search.search.space import MODULE_FILTERS, SearchSpace
@@ -27,7 +27,7 @@ class TrialContext:
     free_scorers: object
     store: object  # RunStore actor handle
     dtype: str | None = None
-    extra: Mapping[str, object] = field(default_factory=dict)
+    stage: str = "search"
 
 
 _OBJECTIVES: dict[str, object] = {}
@@ -112,6 +112,6 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     timings["trial_s"] = time.perf_counter() - t0
     timings["pid"] = os.getpid()
     timings["started"] = time.time() - timings["trial_s"]
-    ray.get(ctx.store.record.remote(ctx.extra.get("stage", "search"), "", params,
+    ray.get(ctx.store.record.remote(ctx.stage, "", params,
                                     recipe.model_dump(mode="json"), soup, "dev", result, value, timings, cached))
     tune.report({"dev_mean": value, "cached": cached, **{f"t_{k}": v for k, v in timings.items()}})
