@@ -1,6 +1,6 @@
 """Benchmark objectives: categories, deterministic splits and scoring, found by name.
 
->>> from objectives import get_objective
+>>> from soup_search.objectives import get_objective
 >>> toy = get_objective("toy", seed=0)
 >>> toy.categories[:2]
 ('add', 'sub')
@@ -11,15 +11,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from objectives.base import SPLITS, Example, Objective
-from objectives.scoring import SCORERS, exact_match, extract_number, numeric_match
+from soup_search.objectives.base import SPLITS, Example, Objective
+from soup_search.objectives.matching import MATCHERS, exact_match, extract_number, numeric_match
 from soup_search.errors import ObjectiveError
 
 #: name -> "module:Class"; modules import lazily so one objective's dependencies never load another's
 REGISTRY: dict[str, str] = {
-    "toy": "objectives.toy:ToyObjective",
-    "jsonl": "objectives.jsonl:JsonlObjective",
-    "leaderboard": "objectives.leaderboard:LeaderboardObjective",
+    "toy": "soup_search.objectives.toy:ToyObjective",
+    "jsonl": "soup_search.objectives.jsonl:JsonlObjective",
+    "leaderboard": "soup_search.objectives.leaderboard:LeaderboardObjective",
 }
 
 
@@ -37,7 +37,7 @@ def get_objective(name: str, /, **params: Any):
 
 __all__ = [
     "REGISTRY",
-    "SCORERS",
+    "MATCHERS",
     "SPLITS",
     "Example",
     "Objective",

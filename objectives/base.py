@@ -13,8 +13,8 @@ import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from objectives.scoring import ScoreFn, get_scorer
 from soup_search.errors import ObjectiveError
+from soup_search.objectives.matching import MatchFn, get_matcher
 
 SPLITS = ("train", "dev", "test")
 
@@ -38,7 +38,7 @@ class Objective(abc.ABC):
                  category_weights: Mapping[str, float] | None = None):
         self.categories: tuple[str, ...] = tuple(categories)
         self.scoring = scoring
-        self._score_fn: ScoreFn = get_scorer(scoring)
+        self._score_fn: MatchFn = get_matcher(scoring)
         self.category_weights = dict(category_weights) if category_weights else None
         if self.category_weights:
             unknown = sorted(set(self.category_weights) - set(self.categories))
@@ -73,15 +73,8 @@ class Objective(abc.ABC):
 
     def aggregate(self, per_category: Mapping[str, float]) -> float:
         """The objective value of per-category accuracies: the (weighted) mean over categories."""
-        cats = [c for c in self.categories if c in per_category]
-        if not cats:
-            raise ObjectiveError("no category scores to aggregate")
-        weights = self.category_weights or {}
-        w = [float(weights.get(c, 1.0)) if weights else 1.0 for c in cats]
-        total = sum(w)
-        if total <= 0:
-            raise ObjectiveError("category weights sum to zero; give at least one category a positive weight")
-        return sum(wi * per_category[c] for wi, c in zip(w, cats)) / total
+        return weighted_mean({c: per_category[c] for c in self.categories if c in per_category},
+                             self.category_weights)
 
     def _check_categories(self, categories: Iterable[str] | None) -> set[str]:
         if categories is None:
@@ -93,3 +86,16 @@ class Objective(abc.ABC):
                 f"unknown categories {unknown} for objective {self.name!r}; known: {list(self.categories)}"
             )
         return wanted
+
+
+def weighted_mean(per_category: Mapping[str, float], weights: Mapping[str, float] | None = None) -> float:
+    """The search objective of per-category accuracies: their mean, weighted by ``weights``
+    (a category missing from ``weights`` counts 1). Needs no objective data, so a trial process
+    aggregates without building the objective."""
+    if not per_category:
+        raise ObjectiveError("no category scores to aggregate")
+    w = {c: float((weights or {}).get(c, 1.0)) for c in per_category}
+    total = sum(w.values())
+    if total <= 0:
+        raise ObjectiveError("category weights sum to zero; give at least one category a positive weight")
+    return sum(w[c] * per_category[c] for c in per_category) / total

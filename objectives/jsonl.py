@@ -7,7 +7,7 @@ are split here, per category: their distinct prompts are ordered by a stable has
 deterministic, stratified by category and disjoint (a prompt never lands in two splits).
 
 Files are read with HF ``datasets`` from local paths only (no hub), cached under
-``soup_search.paths.cache_dir("datasets")``. Everything is read and checked when the
+``soup_search.io.paths.cache_dir("datasets")``. Everything is read and checked when the
 objective is built, so a bad file fails before any search starts.
 """
 
@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from objectives.base import SPLITS, Example, Objective
-from objectives.scoring import get_scorer
+from soup_search.objectives.base import SPLITS, Example, Objective
+from soup_search.objectives.matching import get_matcher
 from soup_search.errors import ObjectiveError
-from soup_search.paths import cache_dir
+from soup_search.io.paths import cache_dir
 
 #: file suffix -> HF datasets packaged builder
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -43,7 +43,7 @@ class JsonlObjective(Objective):
                  dev_fraction: float = 0.2, test_fraction: float = 0.2, max_new_tokens: int = 32,
                  name: str = "jsonl", categories: Sequence[str] | None = None):
         self.name = name
-        get_scorer(scoring)  # fail on a bad name before reading any file
+        get_matcher(scoring)  # fail on a bad name before reading any file
         if max_new_tokens <= 0:
             raise ObjectiveError(f"objective {name!r}: max_new_tokens must be > 0, got {max_new_tokens}")
         if not (0 <= test_fraction and 0 <= dev_fraction and dev_fraction + test_fraction <= 1):

@@ -11,7 +11,7 @@ import hashlib
 import random
 from collections.abc import Callable, Sequence
 
-from objectives.base import Example, Objective
+from soup_search.objectives.base import Example, Objective
 from soup_search.errors import ObjectiveError
 
 

@@ -7,6 +7,7 @@ from soup_search.errors import (
     MergeError,
     ObjectiveError,
     SoupSearchError,
+    ZooError,
 )
 
 __version__ = "0.1.0"
@@ -18,5 +19,6 @@ __all__ = [
     "MergeError",
     "ObjectiveError",
     "SoupSearchError",
+    "ZooError",
     "__version__",
 ]

@@ -1,6 +1,6 @@
-"""A validated pool of candidate checkpoints: every candidate can be averaged with every other.
+"""A validated set of candidate checkpoints: every candidate can be averaged with every other.
 
-:func:`load_pool` compares each candidate with the first and stops at the first
+:func:`load_candidates` compares each candidate with the first and stops at the first
 difference, raising one-line :class:`CandidateError` naming both candidates:
 
 1. architecture (``model_type`` and ``architectures`` in config.json);
@@ -13,9 +13,9 @@ difference, raising one-line :class:`CandidateError` naming both candidates:
    ``AutoTokenizer.get_vocab()`` when one of the two has no tokenizer.json.
 
 Tokenizer policy: a candidate without tokenizer files (common for trainer checkpoints) is
-allowed and taken to use the pool's tokenizer, whose shape the config and embedding checks
-already pin down. The pool's tokenizer is that of the first candidate having one
-(:attr:`Pool.tokenizer_dir`, ``None`` if no candidate has tokenizer files); every candidate
+allowed and taken to use the candidate set's tokenizer, whose shape the config and embedding checks
+already pin down. The candidates's tokenizer is that of the first candidate having one
+(:attr:`CandidateSet.tokenizer_dir`, ``None`` if no candidate has tokenizer files); every candidate
 that has tokenizer files must match it.
 """
 
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from soup_search.checkpoint import CONFIG_FILE, CheckpointReader, TensorInfo
+from soup_search.io.checkpoint import CONFIG_FILE, CheckpointReader, TensorInfo, fingerprint_of
 from soup_search.errors import CandidateError
 
 # config.json keys that do not change the weights' meaning (compared at every nesting level)
@@ -105,37 +105,41 @@ def _download(repo_id: str) -> Path:
 
 
 @dataclass(frozen=True)
-class Pool:
+class CandidateSet:
     """Candidates checked to share one architecture, tensor layout and vocabulary."""
 
-    candidates: tuple[Candidate, ...]
+    members: tuple[Candidate, ...]
     tensor_infos: dict[str, TensorInfo]  # of the first candidate
     config: dict  # config.json of the first candidate
     tokenizer_dir: Path | None = None  # the first candidate with tokenizer files
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.candidates)
+        return tuple(c.name for c in self.members)
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        return tuple(c.path for c in self.candidates)
+        return tuple(c.path for c in self.members)
 
     def candidate(self, name: str) -> Candidate:
-        for c in self.candidates:
+        for c in self.members:
             if c.name == name:
                 return c
-        raise KeyError(f"no candidate named {name!r} in the pool {list(self.names)}")
+        raise KeyError(f"no candidate named {name!r} in the candidate set {list(self.names)}")
+
+    def fingerprints(self) -> dict[str, str]:
+        """name -> content fingerprint of every candidate (cheap: headers and a few bytes per tensor)."""
+        return {c.name: fingerprint_of(c.path) for c in self.members}
 
     def reader(self, name: str) -> CheckpointReader:
         """A new reader of candidate ``name`` (headers only until tensors are read); close it after use."""
         return CheckpointReader(self.candidate(name).path)
 
     def __len__(self) -> int:
-        return len(self.candidates)
+        return len(self.members)
 
 
-def load_pool(specs: Sequence[str | Path | Candidate], names: Sequence[str] | None = None) -> Pool:
+def load_candidates(specs: Sequence[str | Path | Candidate], names: Sequence[str] | None = None) -> CandidateSet:
     """Resolve the candidates and check that all of them are compatible with the first."""
     specs = list(specs)
     if not specs:
@@ -178,7 +182,7 @@ def load_pool(specs: Sequence[str | Path | Candidate], names: Sequence[str] | No
         if problem:
             raise CandidateError(f"candidates {with_tokenizer[0].name!r} and {c.name!r} differ: {problem}; "
                                  "soups need the same tokenizer")
-    return Pool(candidates=tuple(candidates), tensor_infos=ref.infos(), config=ref.config,
+    return CandidateSet(members=tuple(candidates), tensor_infos=ref.infos(), config=ref.config,
                 tokenizer_dir=with_tokenizer[0].path if with_tokenizer else None)
 
 

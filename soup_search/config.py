@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from soup_search.errors import ConfigError, SoupSearchError
 
 SAMPLERS = ("tpe", "cmaes", "gp", "random", "grid")
-ZOO_SIZES = ("tiny", "small", "default")
+#: the SoCE analysis defaults, for every entry point (config, `analyze`, the API)
+DEFAULT_TAU = 0.5
+DEFAULT_TOP_K = 2
 
 
 class _Frozen(BaseModel):
@@ -48,8 +50,8 @@ class ScoresConfig(_Frozen):
 
 class AnalysisConfig(_Frozen):
     method: Literal["pearson", "spearman"] = "pearson"
-    tau: float = Field(default=0.5, ge=0.0, le=1.0)
-    top_k: int = Field(default=2, gt=0)
+    tau: float = Field(default=DEFAULT_TAU, ge=0.0, le=1.0)
+    top_k: int = Field(default=DEFAULT_TOP_K, gt=0)
     grouping: Literal["weak", "cluster"] = "weak"
     categories: list[str] | None = None
 
@@ -156,7 +158,7 @@ def objective_params(params: dict[str, Any], resolve) -> dict[str, Any]:
 
 
 def _objective_problems(o: ObjectiveConfig, resolve) -> list[str]:
-    from objectives import objective_class
+    from soup_search.objectives import objective_class
 
     try:
         cls = objective_class(o.name)
@@ -214,10 +216,10 @@ def candidate_problems(cfg: RunConfig) -> list[str]:
     paths = [cfg.resolve(p) for p in cfg.candidates.paths]
     if len(paths) < 2 or not all(p.is_dir() for p in paths):
         return []
-    from soup_search.candidates import load_pool
+    from soup_search.candidates import load_candidates
 
     try:
-        load_pool([str(p) for p in paths])
+        load_candidates([str(p) for p in paths])
     except SoupSearchError as exc:
         return [f"'candidates': {exc}"]
     return []

@@ -24,7 +24,7 @@ class ConfigError(SoupSearchError):
 
 
 class CandidateError(SoupSearchError):
-    """A candidate checkpoint is missing, unreadable or incompatible with the pool."""
+    """A candidate checkpoint is missing, unreadable or incompatible with the others."""
 
 
 class MergeError(SoupSearchError):
@@ -33,6 +33,10 @@ class MergeError(SoupSearchError):
 
 class ObjectiveError(SoupSearchError):
     """An objective or its data is misconfigured, or a split was used where it must not be."""
+
+
+class ZooError(SoupSearchError):
+    """The toy zoo cannot be built as asked (unknown size, bad output dir)."""
 
 
 class AnalysisError(SoupSearchError):

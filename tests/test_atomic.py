@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from soup_search.atomic import atomic_dir, atomic_file
+from soup_search.io.atomic import atomic_dir, atomic_file
 
 
 def leftovers(parent, name):

@@ -1,4 +1,4 @@
-"""load_pool / resolve_candidate: every compatibility check, each with its one-line error."""
+"""load_candidates / resolve_candidate: every compatibility check, each with its one-line error."""
 
 from __future__ import annotations
 
@@ -14,23 +14,23 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from soup_search.candidates import Candidate, Pool, _vocab, load_pool, resolve_candidate
-from soup_search.checkpoint import SINGLE_FILE, CheckpointReader
+from soup_search.candidates import Candidate, CandidateSet, _vocab, load_candidates, resolve_candidate
+from soup_search.io.checkpoint import SINGLE_FILE, CheckpointReader
 from soup_search.errors import CandidateError
 from soup_search.zoo.tokenizer import build_char_tokenizer
-from tests.checkpoints import make_checkpoint, make_pool, read_config
+from tests.helpers import make_checkpoint, make_candidates, read_config
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
 @pytest.fixture(scope="module")
 def pool_dirs(tmp_path_factory):
-    return make_pool(tmp_path_factory.mktemp("pool"), n=3)
+    return make_candidates(tmp_path_factory.mktemp("candidates"), n=3)
 
 
 def pool_error(specs, *parts, names=None) -> str:
     with pytest.raises(CandidateError) as excinfo:
-        load_pool(specs, names=names)
+        load_candidates(specs, names=names)
     msg = str(excinfo.value)
     assert "\n" not in msg
     for part in parts:
@@ -44,36 +44,36 @@ def with_config_of(path, reference):
     return path
 
 
-# -- a good pool ------------------------------------------------------------------------------
+# -- a good candidates ------------------------------------------------------------------------------
 def test_load_pool(pool_dirs):
-    pool = load_pool(pool_dirs)
-    assert isinstance(pool, Pool) and len(pool) == 3
-    assert pool.names == ("m0", "m1", "m2")
-    assert pool.paths == tuple(p.resolve() for p in pool_dirs)
-    assert pool.config == read_config(pool_dirs[0])
-    assert pool.tensor_infos == CheckpointReader(pool_dirs[0]).infos()
-    assert pool.tokenizer_dir == pool_dirs[0].resolve()
-    with pool.reader("m2") as reader:
+    candidates = load_candidates(pool_dirs)
+    assert isinstance(candidates, CandidateSet) and len(candidates) == 3
+    assert candidates.names == ("m0", "m1", "m2")
+    assert candidates.paths == tuple(p.resolve() for p in pool_dirs)
+    assert candidates.config == read_config(pool_dirs[0])
+    assert candidates.tensor_infos == CheckpointReader(pool_dirs[0]).infos()
+    assert candidates.tokenizer_dir == pool_dirs[0].resolve()
+    with candidates.reader("m2") as reader:
         assert reader.path == pool_dirs[2].resolve()
         assert not torch.equal(reader.get("lm_head.weight"), CheckpointReader(pool_dirs[0]).get("lm_head.weight"))
     with pytest.raises(KeyError, match="no candidate named 'zz'"):
-        pool.reader("zz")
+        candidates.reader("zz")
 
 
 def test_pool_mixes_single_sharded_and_dtypes(pool_dirs, tmp_path):
     sharded = make_checkpoint(tmp_path / "sharded", seed=5, max_shard_size="20KB")
     bf16 = make_checkpoint(tmp_path / "bf16", seed=6, dtype=torch.bfloat16)
-    pool = load_pool([pool_dirs[0], sharded, bf16])
-    assert pool.names == ("m0", "sharded", "bf16")
-    assert {i.dtype for i in pool.tensor_infos.values()} == {"F32"}
-    assert {i.dtype for i in pool.reader("bf16").infos().values()} == {"BF16"}
-    assert len(pool.reader("sharded").files) > 1
+    candidates = load_candidates([pool_dirs[0], sharded, bf16])
+    assert candidates.names == ("m0", "sharded", "bf16")
+    assert {i.dtype for i in candidates.tensor_infos.values()} == {"F32"}
+    assert {i.dtype for i in candidates.reader("bf16").infos().values()} == {"BF16"}
+    assert len(candidates.reader("sharded").files) > 1
 
 
 def test_names_and_candidate_specs(pool_dirs):
-    pool = load_pool([str(pool_dirs[0]), Candidate("second", pool_dirs[1])], names=["a", None])
-    assert pool.names == ("a", "second")
-    assert load_pool([resolve_candidate(str(pool_dirs[2]), name="x")]).names == ("x",)
+    candidates = load_candidates([str(pool_dirs[0]), Candidate("second", pool_dirs[1])], names=["a", None])
+    assert candidates.names == ("a", "second")
+    assert load_candidates([resolve_candidate(str(pool_dirs[2]), name="x")]).names == ("x",)
 
 
 def test_ignored_config_keys_and_nulls_do_not_matter(pool_dirs, tmp_path):
@@ -82,16 +82,16 @@ def test_ignored_config_keys_and_nulls_do_not_matter(pool_dirs, tmp_path):
     cfg.update(transformers_version="4.0.0", use_cache=False, _name_or_path="/x", dtype="bfloat16",
                pad_token_id=None, initializer_range=0.5, some_unset_field=None)
     (other / "config.json").write_text(json.dumps(cfg))
-    assert load_pool([pool_dirs[0], other]).names == ("m0", "other")
+    assert load_candidates([pool_dirs[0], other]).names == ("m0", "other")
 
 
 def test_candidates_without_tokenizer_files_use_the_pools(pool_dirs, tmp_path):
     bare = shutil.copytree(pool_dirs[1], tmp_path / "bare")
     for fname in TOKENIZER_FILES:
         (bare / fname).unlink()
-    assert load_pool([pool_dirs[0], bare]).tokenizer_dir == pool_dirs[0].resolve()
-    assert load_pool([bare, pool_dirs[2]]).tokenizer_dir == pool_dirs[2].resolve()
-    assert load_pool([bare]).tokenizer_dir is None
+    assert load_candidates([pool_dirs[0], bare]).tokenizer_dir == pool_dirs[0].resolve()
+    assert load_candidates([bare, pool_dirs[2]]).tokenizer_dir == pool_dirs[2].resolve()
+    assert load_candidates([bare]).tokenizer_dir is None
 
 
 def test_vocab_from_tokenizer_json_matches_auto_tokenizer(pool_dirs):
@@ -139,7 +139,7 @@ def test_duplicate_names(pool_dirs, tmp_path):
     b = shutil.copytree(pool_dirs[1], tmp_path / "run2" / "final")
     pool_error([a, b], "two candidates are named 'final'", "give them distinct names")
     pool_error(pool_dirs[:2], "two candidates are named 'x'", names=["x", "x"])
-    assert load_pool([a, b], names=["r1", "r2"]).names == ("r1", "r2")
+    assert load_candidates([a, b], names=["r1", "r2"]).names == ("r1", "r2")
 
 
 def test_missing_config(pool_dirs, tmp_path):
@@ -226,16 +226,16 @@ def test_swapped_token_ids(pool_dirs, tmp_path):
 
 
 def test_error_becomes_exit_2_without_traceback(tmp_path):
-    # no command loads a pool yet: register a throwaway one on the real app and run main()
+    # no command loads a candidates yet: register a throwaway one on the real app and run main()
     script = textwrap.dedent(f"""
         from soup_search.cli import app, main
-        from soup_search.candidates import load_pool
+        from soup_search.candidates import load_candidates
 
-        @app.command("pool-check")
+        @app.command("candidates-check")
         def pool_check():
-            load_pool([{str(tmp_path / "nowhere")!r}])
+            load_candidates([{str(tmp_path / "nowhere")!r}])
 
-        main(["pool-check"])
+        main(["candidates-check"])
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr

@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
-from soup_search.checkpoint import (
+from soup_search.io.checkpoint import (
     INDEX_FILE,
     SINGLE_FILE,
     CheckpointReader,
@@ -22,7 +22,7 @@ from soup_search.checkpoint import (
     write_checkpoint,
 )
 from soup_search.errors import CandidateError
-from tests.checkpoints import make_checkpoint
+from tests.helpers import make_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,7 @@ def test_objective_params_are_checked(tmp_path):
 
 
 def test_incompatible_candidates_are_a_config_problem(tmp_path):
-    from tests.checkpoints import make_checkpoint
+    from tests.helpers import make_checkpoint
 
     make_checkpoint(tmp_path / "a", seed=0)
     make_checkpoint(tmp_path / "b", seed=1, intermediate_size=48)
@@ -89,7 +89,7 @@ def test_incompatible_candidates_are_a_config_problem(tmp_path):
 
 
 def test_relative_paths_resolve_against_the_yaml(tmp_path):
-    from tests.checkpoints import make_checkpoint
+    from tests.helpers import make_checkpoint
 
     make_checkpoint(tmp_path / "ckpts" / "a", seed=0)
     make_checkpoint(tmp_path / "ckpts" / "b", seed=1)

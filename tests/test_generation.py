@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from objectives.toy import ToyObjective
+from soup_search.objectives.toy import ToyObjective
 from soup_search.errors import ObjectiveError
-from soup_search.generation import evaluate, generate_answers
-from tests.checkpoints import make_checkpoint
+from soup_search.scoring.generation import evaluate, generate_answers
+from tests.helpers import make_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -50,8 +50,8 @@ def rank_candidates(table: pd.DataFrame, group: Sequence[str], candidates: Seque
 
 
 def pick_experts(table: pd.DataFrame, groups: Sequence[Sequence[str] | str],
-                 candidates: Sequence[str] | None = None,
-                 top_k: int = 3) -> tuple[dict[str, str], dict[str, list[str]]]:
+                 candidates: Sequence[str] | None = None, *,
+                 top_k: int) -> tuple[dict[str, str], dict[str, list[str]]]:
     """For each group, the best candidate (expert) and the top ``top_k`` candidates (expert first).
 
     ``candidates`` restricts only who can be chosen; the caller computes correlation on all
@@ -59,14 +59,14 @@ def pick_experts(table: pd.DataFrame, groups: Sequence[Sequence[str] | str],
     """
     if not isinstance(top_k, int) or top_k < 1:
         raise AnalysisError(f"top_k must be a positive integer, got {top_k!r}; pass e.g. --top-k 3")
-    pool = check_candidates(table, candidates)
+    candidates = check_candidates(table, candidates)
     experts: dict[str, str] = {}
     alternates: dict[str, list[str]] = {}
     for group in groups:
         cats = [group] if isinstance(group, str) else list(group)
         if not cats:
             raise AnalysisError("an empty category group cannot have an expert")
-        ranked = rank_candidates(table, cats, pool)
+        ranked = rank_candidates(table, cats, candidates)
         label = group_label(cats)
         experts[label] = ranked[0]
         alternates[label] = ranked[:top_k]

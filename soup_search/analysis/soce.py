@@ -23,9 +23,9 @@ from soup_search.analysis.correlation import (
 )
 from soup_search.analysis.experts import check_candidates, group_label, pick_experts
 from soup_search.analysis.table import unknown_names_error
+from soup_search.config import DEFAULT_TAU, DEFAULT_TOP_K
 from soup_search.errors import AnalysisError
 
-DEFAULT_TAU = 0.5
 GROUPINGS = ("weak", "cluster")
 
 
@@ -98,7 +98,7 @@ def _no_weak_error(corr: pd.DataFrame, tau: float) -> AnalysisError:
 
 def analyze(table: pd.DataFrame, categories: Sequence[str] | None = None,
             candidates: Sequence[str] | None = None, method: str = "pearson",
-            tau: float = DEFAULT_TAU, top_k: int = 3, grouping: str = "weak") -> Analysis:
+            tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K, grouping: str = "weak") -> Analysis:
     """Run SoCE's analysis on a models × categories table.
 
     ``categories`` restricts the table's columns; correlation uses every model of the
@@ -116,7 +116,7 @@ def analyze(table: pd.DataFrame, categories: Sequence[str] | None = None,
         if unknown:
             raise unknown_names_error("category", unknown, list(table.columns))
         table = table[cats]
-    pool = check_candidates(table, candidates)
+    candidates = check_candidates(table, candidates)
     corr = correlation_matrix(table, method)
     weak = weak_categories(corr, tau)
     clusters = cluster_categories(corr, threshold=1.0 - tau)
@@ -126,12 +126,12 @@ def analyze(table: pd.DataFrame, categories: Sequence[str] | None = None,
         group_list = [[c] for c in weak]
     else:
         group_list = clusters
-    experts, alternates = pick_experts(table, group_list, pool, top_k)
+    experts, alternates = pick_experts(table, group_list, candidates, top_k=top_k)
     groups = {group_label(g): list(g) for g in group_list}
     scores = {label: float(table.loc[experts[label], cats].mean()) for label, cats in groups.items()}
     return Analysis(
         models=list(table.index), categories=list(table.columns), correlation=corr,
         weak_categories=weak, clusters=clusters, groups=groups, experts=experts,
-        alternates=alternates, expert_scores=scores, candidates=pool, method=method, tau=tau,
+        alternates=alternates, expert_scores=scores, candidates=candidates, method=method, tau=tau,
         top_k=top_k, grouping=grouping, dropped_models=dropped,
     )

@@ -2,7 +2,7 @@
 
 Steps: write ``models`` random Llama-shaped checkpoints of ``params`` parameters →
 (a) disk-to-disk merge (read every input once, write the soup) → (b) in-memory linear
-soups on shard actors, timed around ``ray.get(pool.merge(recipe))`` with new weights each
+soups on shard actors, timed around ``ray.get(candidates.merge(recipe))`` with new weights each
 repeat (so the cache never hits; the object-store put is part of the time) → (c) the
 memory-copy bandwidth of the same actors (``np.copyto``, concurrently) → the ratio (b)/(c).
 Bandwidths count bytes read plus bytes written.
@@ -135,30 +135,30 @@ def _weights(rng: np.random.Generator, names) -> dict[str, float]:
     return {n: float(x) for n, x in zip(names, w)}
 
 
-def disk_to_disk(pool, out_dir: Path, shards: int, num_threads: int) -> tuple[str, float]:
-    """Seconds to merge the pool from its files into ``out_dir`` (the fastest path available)."""
+def disk_to_disk(candidates, out_dir: Path, shards: int, num_threads: int) -> tuple[str, float]:
+    """Seconds to merge the candidates from its files into ``out_dir`` (the fastest path available)."""
     from soup_search.merge import MergeRecipe
 
-    recipe = MergeRecipe.soup(_weights(np.random.default_rng(0), pool.names))
+    recipe = MergeRecipe.soup(_weights(np.random.default_rng(0), candidates.names))
     try:
         from soup_search.merge.stream import merge_to_disk
-    except ImportError:  # no streaming merge: load the pool into shard actors and write from there
+    except ImportError:  # no streaming merge: load the candidates into shard actors and write from there
         merge_to_disk = None
     t0 = time.perf_counter()
     if merge_to_disk is not None:
-        merge_to_disk(recipe, out_dir, {c.name: c.path for c in pool.candidates}, progress=False)
+        merge_to_disk(recipe, out_dir, {c.name: c.path for c in candidates.members}, progress=False)
         return "streaming merge_to_disk", time.perf_counter() - t0
-    from soup_search.shard_pool import ShardedPool
+    from soup_search.engine.shard_group import ShardGroup
 
-    with ShardedPool(pool, n_shards=shards, num_threads=num_threads) as sp:
+    with ShardGroup(candidates, n_shards=shards, num_threads=num_threads) as sp:
         sp.merge_to_checkpoint(recipe, out_dir)
     return "shard actors", time.perf_counter() - t0
 
 
-def in_memory(pool, shards: int, repeats: int, num_threads: int) -> dict:
+def in_memory(candidates, shards: int, repeats: int, num_threads: int) -> dict:
     """Time ``repeats`` linear soups (new weights each) on shard actors, and their copy bandwidth.
 
-    Returns lists per repeat: ``wall`` (driver, around ``ray.get(pool.merge(...))``),
+    Returns lists per repeat: ``wall`` (driver, around ``ray.get(candidates.merge(...))``),
     ``compute`` (slowest actor's merge alone), ``cpu`` (most CPU seconds an actor spent on the
     call, merge and object-store put included); ``copy_gbps``/``copy_cpu_gbps`` (all actors
     copying their share at once) and ``out_bytes``.
@@ -166,14 +166,14 @@ def in_memory(pool, shards: int, repeats: int, num_threads: int) -> dict:
     import ray
 
     from soup_search.merge import MergeRecipe
-    from soup_search.shard_pool import ShardedPool
+    from soup_search.engine.shard_group import ShardGroup
 
     rng = np.random.default_rng(1)
     res: dict = {"wall": [], "compute": [], "cpu": []}
-    with ShardedPool(pool, n_shards=shards, num_threads=num_threads, cache_size=0) as sp:
-        ray.get(sp.merge(MergeRecipe.soup(_weights(rng, pool.names))))  # warm-up: buffers, object store
+    with ShardGroup(candidates, n_shards=shards, num_threads=num_threads, cache_size=0) as sp:
+        ray.get(sp.merge(MergeRecipe.soup(_weights(rng, candidates.names))))  # warm-up: buffers, object store
         for _ in range(repeats):
-            recipe = MergeRecipe.soup(_weights(rng, pool.names))
+            recipe = MergeRecipe.soup(_weights(rng, candidates.names))
             before = sp.stats()
             t0 = time.perf_counter()
             parts = ray.get(sp.merge(recipe))
@@ -183,7 +183,7 @@ def in_memory(pool, shards: int, repeats: int, num_threads: int) -> dict:
             res["cpu"].append(max(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before)))
             res["out_bytes"] = sum(a.nbytes for part in parts for a in part.values())
             del parts
-        part_bytes = [sum(pool.tensor_infos[n].nbytes for n in part) for part in sp.parts]
+        part_bytes = [sum(candidates.tensor_infos[n].nbytes for n in part) for part in sp.parts]
         # each actor copies an array as large as its share of the output, all at the same time
         times = ray.get([a.copy_probe.remote(b, 5) for a, b in zip(sp.actors, part_bytes)])
         res["copy_gbps"] = sum(2 * b / wall for b, (wall, _) in zip(part_bytes, times)) / 1e9
@@ -194,7 +194,7 @@ def in_memory(pool, shards: int, repeats: int, num_threads: int) -> dict:
 def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2, dtype: str = "float32",
               repeats: int = 3, keep: Path | None = None, num_threads: int = 1, progress=None) -> MergeBench:
     """Run the whole benchmark; ``keep`` keeps the generated checkpoints (and the merged one) there."""
-    from soup_search.candidates import load_pool
+    from soup_search.candidates import load_candidates
 
     params = check_options(models, params, shards, dtype, repeats)
     say = progress or (lambda msg: None)
@@ -207,12 +207,12 @@ def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2,
     try:
         say(f"writing {models} checkpoints of {params / 1e6:.0f}M {dtype} params")
         paths = write_models(root / "models", models, params, dtype)
-        pool = load_pool(paths)
-        model_bytes = sum(i.nbytes for i in pool.tensor_infos.values())
+        candidates = load_candidates(paths)
+        model_bytes = sum(i.nbytes for i in candidates.tensor_infos.values())
         say("disk-to-disk merge")
-        method, disk_s = disk_to_disk(pool, root / "merged", shards, num_threads)
+        method, disk_s = disk_to_disk(candidates, root / "merged", shards, num_threads)
         say(f"in-memory merges on {shards} shard actors")
-        mem = in_memory(pool, shards, repeats, num_threads)
+        mem = in_memory(candidates, shards, repeats, num_threads)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -221,7 +221,7 @@ def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2,
     mem_gbps, cpu_gbps = moved / min(mem["wall"]) / 1e9, moved / min(mem["cpu"]) / 1e9
     return MergeBench(
         models=models, params=params, shards=shards, dtype=dtype, repeats=repeats,
-        model_bytes=model_bytes, tensors=len(pool.tensor_infos), disk_method=method,
+        model_bytes=model_bytes, tensors=len(candidates.tensor_infos), disk_method=method,
         disk_to_disk_s=disk_s, disk_to_disk_gbps=(models + 1) * model_bytes / disk_s / 1e9,
         in_memory_s=min(mem["wall"]), in_memory_median_s=statistics.median(mem["wall"]),
         in_memory_gbps=mem_gbps, copy_gbps=mem["copy_gbps"], ratio=mem_gbps / mem["copy_gbps"],

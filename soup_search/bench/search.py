@@ -1,6 +1,6 @@
 """``soup-search bench search``: how fast the search finds the grid's best, and its per-trial overhead.
 
-On a config's pool (the demo's by default) it profiles and analyses once, evaluates the
+On a config's candidates (the demo's by default) it profiles and analyses once, evaluates the
 paper's exhaustive grid, then runs TPE studies (several seeds) and counts how many
 evaluations each needs to reach the grid's best dev score. The per-trial overhead is
 trial wall time minus scoring time, over the trials that were really scored.
@@ -15,6 +15,15 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from soup_search.engine.session import open_session
+from soup_search.pipeline.candidate_set import load_config_candidates
+from soup_search.pipeline.progress import SILENT, Progress
+from soup_search.pipeline.run import profile_and_analyze
+from soup_search.search.baselines import baseline_points
+from soup_search.search.grid import simplex_grid
+from soup_search.search.trial import TrialContext
+from soup_search.search.tuner import completed_trials, open_storage, run_study
 
 
 @dataclass
@@ -49,25 +58,19 @@ def first_reach(values: list[float], target: float, tol: float = 1e-9) -> int | 
     return None
 
 
-def run_search_bench(cfg, console, seeds=(0, 1, 2), budget: int | None = None, keep: Path | None = None,
-                     progress: bool = True) -> SearchBench:
-    from soup_search.pool import load_config_pool
-    from soup_search.run import baseline_points, profile_and_analyze
-    from soup_search.search.grid import simplex_grid
-    from soup_search.search.tuner import completed_trials, open_storage, run_study
-    from soup_search.session import open_session
-    from soup_search.ui import trial_progress
+def run_search_bench(cfg, progress: Progress = SILENT, seeds=(0, 1, 2), budget: int | None = None,
+                     keep: Path | None = None) -> SearchBench:
 
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="soup-bench-search-"))
     work.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{(work / 'optuna.sqlite').resolve()}"
-    pool = load_config_pool(cfg, progress=progress)
+    candidates = load_config_candidates(cfg, progress=progress is not SILENT)
     conc = cfg.resources.scorers
-    with open_session(cfg, pool, work, score_cache=work / "scores.sqlite") as session:
-        _, analysis, space = profile_and_analyze(cfg, session, work, console, progress)
+    with open_session(cfg, candidates, work, score_cache=work / "scores.sqlite") as session:
+        _, analysis, space = profile_and_analyze(cfg, session, work, progress)
         grid = [space.params_for(list(w)) for w in simplex_grid(len(space.groups))]
-        with trial_progress(console, "paper grid", len(grid), progress) as advance:
-            run_study(session.context(space, stage="grid"), storage_url=url, study_name="grid",
+        with progress.task("paper grid", len(grid)) as advance:
+            run_study(TrialContext.of(session, space, "grid"), storage_url=url, study_name="grid",
                       n_trials=len(grid), sampler="grid", seed=0, points=grid, concurrency=conc,
                       tune_dir=work / "tune", on_trial=advance)
         storage = open_storage(url)
@@ -77,16 +80,14 @@ def run_search_bench(cfg, console, seeds=(0, 1, 2), budget: int | None = None, k
         for seed in seeds:
             name = f"tpe-{seed}"
             t0 = time.perf_counter()
-            with trial_progress(console, f"tpe seed {seed}", budget, progress) as advance:
-                run_study(session.context(space, stage=name), storage_url=url, study_name=name, n_trials=budget,
+            with progress.task(f"tpe seed {seed}", budget) as advance:
+                run_study(TrialContext.of(session, space, name), storage_url=url, study_name=name, n_trials=budget,
                           sampler="tpe", seed=seed, points=baseline_points(space), concurrency=conc,
                           tune_dir=work / "tune", on_trial=advance)
             tune_walls.append((time.perf_counter() - t0) / budget)
             values = [t.value for t in sorted(completed_trials(storage, name), key=lambda t: t.number)]
             reached.append(first_reach(values, grid_best))
-        import ray
-
-        rows = [r for r in ray.get(session.store.evaluations.remote()) if r["stage"] != "profile" and not r["cached"]]
+        rows = [r for r in session.evaluations() if r["stage"] != "profile" and not r["cached"]]
     trial_s = [r["timings"]["trial_s"] for r in rows]
     scoring_s = [r["timings"]["scoring_s"] for r in rows]
     merge_s = [r["timings"].get("merge_s", 0.0) for r in rows]

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from soup_search.config import DEFAULT_TOP_K
+
 
 def _split(text: str | None) -> list[str] | None:
     if text is None:
@@ -46,7 +48,7 @@ def analyze_command(
         "--candidates-matching", help="Regular expression; models whose name matches may be experts.")] = None,
     method: Annotated[str, typer.Option("--method", help="pearson or spearman.")] = "pearson",
     tau: Annotated[float | None, typer.Option("--tau", help="Weak-correlation threshold τ in [0, 1] (default 0.5).")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="Alternates kept per category.")] = 3,
+    top_k: Annotated[int, typer.Option("--top-k", help="Alternates kept per category.")] = DEFAULT_TOP_K,
     grouping: Annotated[str, typer.Option("--grouping", help="weak (one expert per weak category) or cluster.")] = "weak",
     drop_missing: Annotated[bool, typer.Option(
         "--drop-missing", help="Leave out models with N/A in a chosen category.")] = False,
@@ -56,17 +58,17 @@ def analyze_command(
     from rich.table import Table
 
     from soup_search.analysis import DEFAULT_TAU, analyze, plot_dendrogram, plot_heatmap, read_score_table
-    from soup_search.atomic import atomic_dir
+    from soup_search.io.atomic import atomic_dir
     from soup_search.errors import AnalysisError
 
     if candidates is not None and candidates_matching is not None:
         raise AnalysisError("give --candidates or --candidates-matching, not both")
     table = read_score_table(scores, model_column=model_column, categories=_split(categories),
                              drop_missing=drop_missing)
-    pool = _split(candidates)
+    candidates = _split(candidates)
     if candidates_matching is not None:
-        pool = _matching(list(table.index), candidates_matching)
-    result = analyze(table, candidates=pool, method=method, tau=DEFAULT_TAU if tau is None else tau,
+        candidates = _matching(list(table.index), candidates_matching)
+    result = analyze(table, candidates=candidates, method=method, tau=DEFAULT_TAU if tau is None else tau,
                      top_k=top_k, grouping=grouping)
 
     with atomic_dir(out) as tmp:

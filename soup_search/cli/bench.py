@@ -24,9 +24,9 @@ def merge(
     from rich.console import Console
     from rich.table import Table
 
-    from soup_search.atomic import atomic_file
+    from soup_search.io.atomic import atomic_file
     from soup_search.bench.merge import check_options, run_bench, to_json
-    from soup_search.cluster import start_ray
+    from soup_search.engine.cluster import start_ray
 
     n_params = check_options(models, params, shards, dtype, repeats)
     console = Console()
@@ -61,7 +61,7 @@ def merge(
 @bench_app.command("search")
 def search(
     config: Path = typer.Option(None, "--config", help="search config (default: configs/demo.yaml)"),
-    categories: str = typer.Option("sub,sort,reverse", help="categories to analyse (3 experts on the demo pool); "
+    categories: str = typer.Option("sub,sort,reverse", help="categories to analyse (3 experts on the demo candidate set); "
                                    "'all' keeps the config's"),
     seeds: int = typer.Option(3, help="TPE studies to run (seeds 0..N-1)."),
     budget: int = typer.Option(None, help="TPE trials per seed (default: the grid's size)."),
@@ -74,8 +74,9 @@ def search(
     from rich.console import Console
     from rich.table import Table
 
-    from soup_search.atomic import atomic_file
+    from soup_search.io.atomic import atomic_file
     from soup_search.bench.search import run_search_bench, to_json
+    from soup_search.cli.ui import RichProgress
     from soup_search.cli.run import demo_config_path
     from soup_search.config import load_config
     from soup_search.errors import ConfigError
@@ -87,7 +88,7 @@ def search(
         picked = [c.strip() for c in categories.split(",") if c.strip()]
         cfg = cfg.model_copy(update={"analysis": cfg.analysis.model_copy(update={"categories": picked})})
     console = Console()
-    r = run_search_bench(cfg, console, seeds=range(seeds), budget=budget, keep=keep)
+    r = run_search_bench(cfg, RichProgress(console), seeds=range(seeds), budget=budget, keep=keep)
     table = Table(title=f"search bench: {len(r.groups)} experts ({', '.join(r.groups)}), {r.concurrency} scorers")
     table.add_column("measure")
     table.add_column("value", justify="right")

@@ -93,7 +93,7 @@ def export(
     param: list[str] = typer.Option([], "--param", help="Top-level parameter KEY=VALUE (repeatable), e.g. density=0.5."),
 ) -> None:
     """Write a soup as mergekit YAML, from --weights or from a search's results.json."""
-    from soup_search.atomic import atomic_file
+    from soup_search.io.atomic import atomic_file
     from soup_search.merge import MergeRecipe
 
     if (results is None) == (weights is None):

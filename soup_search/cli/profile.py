@@ -16,10 +16,10 @@ def profile(
 
     from rich.console import Console
 
-    from soup_search.atomic import atomic_file
+    from soup_search.io.atomic import atomic_file
     from soup_search.config import load_config
-    from soup_search.profile import leaderboard_frame, write_scores
-    from soup_search.tables import frame_table
+    from soup_search.pipeline.category_scores import leaderboard_frame, write_scores
+    from soup_search.cli.tables import frame_table
 
     cfg = load_config(config)  # every config problem is reported here, before any Ray work
     out = out or Path("runs") / cfg.name
@@ -40,18 +40,19 @@ def profile(
 
 def profile_frame(cfg, out: Path, console, progress: bool = True):
     """Profile every candidate of ``cfg`` on the dev split through shard and scorer actors."""
-    from soup_search.pool import load_config_pool
-    from soup_search.profile import profile_dev, scores_frame
-    from soup_search.session import open_session
+    from soup_search.cli.ui import RichProgress
+    from soup_search.engine.session import open_session
+    from soup_search.pipeline.candidate_set import load_config_candidates
+    from soup_search.pipeline.category_scores import score_candidates
 
-    pool = load_config_pool(cfg, progress=progress)
-    with open_session(cfg, pool, out / "state") as session:
-        results, cached = profile_dev(session, console, progress)
-    fresh = [r for name, r in results.items() if not cached[name] and r.seconds > 0]
+    candidates = load_config_candidates(cfg, progress=progress)
+    with open_session(cfg, candidates, out / "state") as session:
+        scored = score_candidates(session, progress=RichProgress(console, progress))
+    fresh = [r for name, r in scored.results.items() if not scored.cached[name] and r.seconds > 0]
     rate = sum(r.n for r in fresh) / sum(r.seconds for r in fresh) if fresh else None
-    stats = {"scored": len(fresh), "cached": sum(cached.values()), "examples_per_s_per_scorer": rate,
-             "per_candidate": {n: r.to_json() for n, r in results.items()}}
-    return scores_frame(results), stats
+    stats = {"scored": len(fresh), "cached": sum(scored.cached.values()), "examples_per_s_per_scorer": rate,
+             "per_candidate": {n: r.to_json() for n, r in scored.results.items()}}
+    return scored.frame(), stats
 
 
 def register(app: typer.Typer) -> None:

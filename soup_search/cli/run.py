@@ -14,13 +14,10 @@ def run(
     fresh: bool = typer.Option(False, "--fresh", help="discard an earlier run's state in --out and start over"),
 ) -> None:
     """Profile → analyze → search → held-out report. Started again, it continues the same study."""
-    from rich.console import Console
-
     from soup_search.config import load_config
-    from soup_search.run import run_pipeline
 
     cfg = load_config(config)  # every config problem is reported here, before any Ray work
-    run_pipeline(cfg, out or Path("runs") / cfg.name, Console(), resume=resume, fresh=fresh)
+    run_and_show(cfg, out or Path("runs") / cfg.name, resume=resume, fresh=fresh)
 
 
 def demo(
@@ -30,21 +27,32 @@ def demo(
     """Build the toy zoo if needed, then run configs/demo.yaml end to end on CPU."""
     import time
 
-    from rich.console import Console
-
     from soup_search.config import load_config
     from soup_search.errors import ConfigError
-    from soup_search.run import run_pipeline
 
-    console = Console()
     start = time.perf_counter()
     path = demo_config_path()
     if not path.is_file():
         raise ConfigError(str(path), ["the demo config is missing; run the demo from a source checkout "
                                       "installed with pip install -e ."])
-    cfg = load_config(path)
-    run_pipeline(cfg, out, console, fresh=fresh)
+    console = run_and_show(load_config(path), out, fresh=fresh)
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s")
+
+
+def run_and_show(cfg, out: Path, resume: bool = False, fresh: bool = False):
+    """Run the pipeline with rich progress, then print the comparison table; returns the console."""
+    from rich.console import Console
+
+    from soup_search.cli.tables import comparison_table
+    from soup_search.cli.ui import RichProgress
+    from soup_search.pipeline.outputs import FILES
+    from soup_search.pipeline.run import run_pipeline
+
+    console = Console()
+    result = run_pipeline(cfg, out, RichProgress(console), resume=resume, fresh=fresh)
+    console.print(comparison_table(result))
+    console.print(f"wrote {out}/ {', '.join(FILES)}, best/")
+    return console
 
 
 def demo_config_path() -> Path:

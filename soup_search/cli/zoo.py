@@ -48,7 +48,7 @@ def scores(
     from rich.console import Console
     from rich.table import Table
 
-    from objectives.toy import ToyObjective
+    from soup_search.objectives.toy import ToyObjective
     from soup_search.errors import ObjectiveError
     from soup_search.zoo import build_zoo
     from soup_search.zoo.scores import score_zoo, write_scores_csv

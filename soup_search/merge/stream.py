@@ -1,7 +1,7 @@
 """Disk-to-disk merging: stream tensor by tensor from safetensors inputs into a new checkpoint.
 
-The pool is validated first (same architecture, config, tensor names and shapes,
-vocabulary: :func:`load_pool`), and every tensor's parameters are resolved and checked
+The candidates is validated first (same architecture, config, tensor names and shapes,
+vocabulary: :func:`load_candidates`), and every tensor's parameters are resolved and checked
 before anything is written. Each output file's header is computed up front from the
 shapes and dtypes and written first. Then, for the weighted-sum methods (linear,
 interpolate, task_arithmetic), each tensor is merged in chunks of :data:`CHUNK` elements:
@@ -23,8 +23,8 @@ input is checked. Both use a cheap test first: a finite ``sum()`` proves every e
 
 The output is a Hugging Face checkpoint (config.json with the new dtype, safetensors shards
 and index, tokenizer files, README.md card), written atomically: on any error nothing is
-left behind, by :func:`soup_search.safetensors_io.write_streamed_checkpoint` (shared with
-:func:`soup_search.checkpoint.write_checkpoint`).
+left behind, by :func:`soup_search.io.safetensors_format.write_streamed_checkpoint` (shared with
+:func:`soup_search.io.checkpoint.write_checkpoint`).
 """
 
 from __future__ import annotations
@@ -35,19 +35,18 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from soup_search.checkpoint import TOKENIZER_FILES, read_header
+from soup_search.io.checkpoint import TOKENIZER_FILES, read_header
 from soup_search.errors import CandidateError, MergeError
 from soup_search.merge import output_dtype
 from soup_search.merge.card import model_card
 from soup_search.merge.recipe import MergeRecipe
-from soup_search.safetensors_io import (
-    DEFAULT_SHARD_BYTES, TensorSpec, shard_layout, st_dtype_of, torch_dtype_of, write_streamed_checkpoint,
-)
+from soup_search.io.dtypes import st_dtype, torch_dtype
+from soup_search.io.safetensors_format import DEFAULT_SHARD_BYTES, TensorSpec, shard_layout, write_streamed_checkpoint
 
 if TYPE_CHECKING:
     import torch
 
-    from soup_search.checkpoint import CheckpointReader
+    from soup_search.io.checkpoint import CheckpointReader
 
 # torch threads for the arithmetic: the loop is memory-bound, and a second OpenMP thread that
 # spin-waits between ops while this thread is in read()/write() costs more than it gains
@@ -86,7 +85,7 @@ def merge_to_disk(
     """
     import torch
 
-    from soup_search.candidates import load_pool
+    from soup_search.candidates import load_candidates
 
     keys = recipe.model_keys
     missing = [k for k in keys if k not in paths]
@@ -96,12 +95,12 @@ def merge_to_disk(
     for key in keys:
         if Path(paths[key]).expanduser().resolve() == target:
             raise MergeError(f"output directory {str(out_dir)!r} is the input model {key!r}; choose another OUT_DIR")
-    pool = load_pool([Path(paths[k]) for k in keys], names=keys)
-    readers = {k: pool.reader(k) for k in keys}
+    candidates = load_candidates([Path(paths[k]) for k in keys], names=keys)
+    readers = {k: candidates.reader(k) for k in keys}
     config_key = recipe.base_model or recipe.models[0].model
     config = dict(readers[config_key].config)
     plan = recipe.plan(config.get("num_hidden_layers"))
-    names = list(pool.tensor_infos)
+    names = list(candidates.tensor_infos)
     plan.check(names, allow_negative=allow_negative)
 
     out_name = recipe.out_dtype or recipe.dtype
@@ -110,16 +109,16 @@ def merge_to_disk(
         if "torch_dtype" in config:
             config["torch_dtype"] = out_name
     extra = {"README.md": model_card(recipe)}
-    extra.update(_tokenizer_files(recipe, paths, pool.tokenizer_dir))
+    extra.update(_tokenizer_files(recipe, paths, candidates.tokenizer_dir))
 
     first_key = plan.keys[0] if plan.keys else plan.base_key
     specs = []
     for name in names:
         in_dtype = readers[first_key].info(name).dtype
-        dtype = torch_dtype_of(in_dtype)
+        dtype = torch_dtype(in_dtype)
         if dtype.is_floating_point:
-            in_dtype = st_dtype_of(output_dtype(recipe, dtype))
-        specs.append(TensorSpec(name, tuple(pool.tensor_infos[name].shape), in_dtype))
+            in_dtype = st_dtype(output_dtype(recipe, dtype))
+        specs.append(TensorSpec(name, tuple(candidates.tensor_infos[name].shape), in_dtype))
     shards = shard_layout(specs, max_shard_bytes)
     merger = _Merger(plan, {k: _Source(r) for k, r in readers.items()}, first_key,
                      check=not allow_nonfinite, device=device)
@@ -175,7 +174,7 @@ class _Source:
         import torch
 
         info = self.reader.info(name)
-        dtype = torch_dtype_of(info.dtype)
+        dtype = torch_dtype(info.dtype)
         size = dtype.itemsize
         nbytes = info.nbytes if count is None else count * size
         if self._buffer is None or self._buffer.numel() < nbytes:
@@ -209,7 +208,7 @@ class _Merger:
     def merge(self, spec: TensorSpec) -> torch.Tensor | Iterator[torch.Tensor]:
         """Output tensor ``spec``: whole, or as flat chunks (views of reused buffers: write each
         before asking for the next)."""
-        name, out_dtype = spec.name, torch_dtype_of(spec.dtype)
+        name, out_dtype = spec.name, torch_dtype(spec.dtype)
         numel = math.prod(spec.shape)
         if not out_dtype.is_floating_point:  # integer buffers: copied from the first model
             source = self.sources[self.first_key]

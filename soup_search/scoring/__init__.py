@@ -3,6 +3,6 @@
 Weights arrive as ``(name, tensor)`` streams, straight from the shard actors (no disk).
 """
 
-from soup_search.scoring.base import ScoreResult, Scorer, ObjectiveSpec
+from soup_search.scoring.protocol import ScoreResult, Scorer, ObjectiveSpec
 
 __all__ = ["ObjectiveSpec", "ScoreResult", "Scorer"]

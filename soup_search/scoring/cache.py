@@ -12,7 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from soup_search.scoring.base import ScoreResult
+from soup_search.scoring.protocol import ScoreResult
 
 
 def cache_key(weights_fp: str, objective_fp: str, split: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from soup_search.errors import CandidateError
-from soup_search.scoring.base import ScoreResult
+from soup_search.scoring.protocol import ScoreResult
 
 
 class HFScorer:
@@ -46,7 +46,7 @@ class HFScorer:
 
     def score(self, objective, split: str, categories: Iterable[str] | None = None,
               held_out: bool = False) -> ScoreResult:
-        from soup_search.generation import evaluate
+        from soup_search.scoring.generation import evaluate
 
         out = evaluate(self.model, self.tokenizer, objective, split, categories=categories,
                        held_out=held_out, batch_size=self.batch_size)

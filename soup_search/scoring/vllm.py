@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from soup_search.errors import SoupSearchError
-from soup_search.scoring.base import ScoreResult
+from soup_search.scoring.protocol import ScoreResult
 
 EXTENSION = "soup_search.scoring.vllm_ext.SoupWeightLoader"
 

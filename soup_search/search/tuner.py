@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import optuna
+import ray
+from optuna.trial import TrialState
 from ray import tune
+from ray.tune.search.optuna import OptunaSearch
 
+from soup_search.engine.cluster import TRIAL_CPUS
 from soup_search.search.samplers import make_sampler
 from soup_search.search.trial import TrialContext, soup_trial
 
 
 def open_storage(url: str):
-    import optuna
-
     return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {})
 
 
@@ -31,26 +34,39 @@ def _same(a: dict, b: dict) -> bool:
     return all(abs(a[k] - b[k]) < 1e-9 if isinstance(a[k], float) else a[k] == b[k] for k in a)
 
 
-def prepare_study(storage, study_name: str, points: Sequence[dict]) -> tuple[int, list[dict]]:
-    """(completed trials, points not yet evaluated) of an existing study; stale trials failed."""
-    import optuna
-    from optuna.trial import TrialState
+def prepare_study(storage, study_name: str, points: Sequence[dict], logged: Sequence[Mapping] = (),
+                  distributions: Mapping | None = None) -> tuple[int, list[dict]]:
+    """(trials done, points not yet evaluated) of a study about to run, after reconciling it
+    with the trial log.
 
+    The trial log is the record of what was evaluated. A driver killed between a trial's log
+    row and Optuna's ``tell`` leaves a row that Optuna does not count: such rows are added to
+    the study as completed trials (the sampler learns from them, the budget counts them).
+    Trials left RUNNING or WAITING are marked FAIL.
+    """
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
-        return 0, list(points)
+        if not logged:
+            return 0, list(points)
+        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize")
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    told = [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    for row in logged:
+        match = next((i for i, p in enumerate(told) if _same(p, row["params"])), None)
+        if match is not None:
+            told.pop(match)
+        elif distributions is not None:
+            study.add_trial(optuna.trial.create_trial(
+                params=dict(row["params"]), value=float(row["value"]),
+                distributions={k: distributions[k] for k in row["params"]}))
     done = [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     todo = [p for p in points if not any(_same(p, d) for d in done)]
     return len(done), todo
 
 
 def completed_trials(storage, study_name: str) -> list:
-    import optuna
-    from optuna.trial import TrialState
-
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
@@ -76,8 +92,6 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
               seed: int, points: Sequence[dict], concurrency: int, tune_dir: str | Path,
               on_trial: Callable[[dict], None] | None = None) -> int:
     """Run the study until it holds ``n_trials`` completed trials; returns how many ran now."""
-    from ray.tune.search.optuna import OptunaSearch
-
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
@@ -89,7 +103,8 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)
     storage = open_storage(storage_url)
-    done, todo = prepare_study(storage, study_name, points)
+    logged = ray.get(ctx.store.evaluations.remote(ctx.stage))
+    done, todo = prepare_study(storage, study_name, points, logged, ctx.space.distributions())
     remaining = n_trials - done
     if on_trial is not None and done:
         on_trial({"resumed": min(done, n_trials)})
@@ -102,8 +117,6 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
     )
 
     callbacks = [_OnResult(on_trial)] if on_trial is not None else []
-
-    from soup_search.session import TRIAL_CPUS
 
     trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), {"cpu": TRIAL_CPUS})
     tuner = tune.Tuner(

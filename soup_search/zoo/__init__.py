@@ -1,4 +1,4 @@
-"""The toy zoo: tiny Llama checkpoints trained here on the toy objective (the embedded default pool).
+"""The toy zoo: tiny Llama checkpoints trained here on the toy objective (the embedded default candidate set).
 
 >>> from soup_search.zoo import build_zoo
 >>> zoo = build_zoo(size="tiny", progress=False)   # doctest: +SKIP

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from soup_search.atomic import atomic_dir
-from soup_search.paths import cache_dir
+from soup_search.io.atomic import atomic_dir
+from soup_search.io.paths import cache_dir
 from soup_search.zoo.model import CODE_VERSION, ZooError, ZooSpec, get_spec, llama_config
 
 MANIFEST = "manifest.json"
@@ -61,9 +61,9 @@ class Zoo:
 
 def fingerprint(spec: ZooSpec, seed: int) -> str:
     """Hash of the spec, the seed, the code version and the toy task definitions."""
-    import objectives.toy
+    from soup_search.objectives import toy
 
-    toy_src = hashlib.blake2b(inspect.getsource(objectives.toy).encode(), digest_size=6).hexdigest()
+    toy_src = hashlib.blake2b(inspect.getsource(toy).encode(), digest_size=6).hexdigest()
     return hashlib.blake2b(f"{spec.fingerprint(seed)}/{toy_src}/{CODE_VERSION}".encode(),
                            digest_size=6).hexdigest()
 
@@ -124,7 +124,7 @@ def _build_into(root: Path, name: str, spec: ZooSpec, seed: int, fp: str, progre
     from transformers import LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
-    from objectives.toy import ToyObjective
+    from soup_search.objectives.toy import ToyObjective
     from soup_search.zoo.tokenizer import build_char_tokenizer
     from soup_search.zoo.train import CategoryData, train
 

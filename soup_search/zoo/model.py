@@ -15,14 +15,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from soup_search.errors import SoupSearchError
+from soup_search.errors import ZooError  # noqa: F401  (re-exported by soup_search.zoo)
 
 #: bump whenever training code changes what a build produces; part of the cache fingerprint
 CODE_VERSION = 2
-
-
-class ZooError(SoupSearchError):
-    """The zoo cannot be built as asked (unknown size, bad output dir)."""
 
 
 @dataclass(frozen=True)

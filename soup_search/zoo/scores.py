@@ -11,7 +11,7 @@ def score_zoo(zoo, objective, split: str, soup: bool = False, batch_size: int = 
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from soup_search.generation import evaluate
+    from soup_search.scoring.generation import evaluate
     from soup_search.zoo.build import single_thread
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bar per checkpoint
@@ -35,7 +35,7 @@ def write_scores_csv(path: Path, table: dict[str, dict[str, float]], categories)
     """CSV with a ``model`` column then one column per category, written atomically."""
     import csv
 
-    from soup_search.atomic import atomic_file
+    from soup_search.io.atomic import atomic_file
 
     with atomic_file(path, mode="w") as fh:
         writer = csv.writer(fh)

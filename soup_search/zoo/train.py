@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from objectives.base import Example
+from soup_search.objectives.base import Example
 
 IGNORE = -100
 

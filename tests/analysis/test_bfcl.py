@@ -47,7 +47,7 @@ EXPERTS_8B = {
 }
 
 
-def pool(models, size):
+def models_of_size(models, size):
     return [m for m in models if size in m or size.lower() in m]
 
 
@@ -63,12 +63,12 @@ def test_bfcl_correlation_weak_set_and_experts(snapshot):
     direct = raw[CATS].apply(lambda col: col.str.rstrip("%").astype(float))
     assert len(direct) == len(table) >= 100
 
-    eight = pool(table.index, "8B")
-    seventy = pool(table.index, "70B")
+    eight = models_of_size(table.index, "8B")
+    seventy = models_of_size(table.index, "70B")
     assert len(eight) == (8 if date == "2025-04-25" else 10) and len(seventy) == 6
 
     for candidates, expected in ((eight, EXPERTS_8B[date]), (seventy, EXPERTS_70B)):
-        result = analyze(table, candidates=candidates, tau=0.5)
+        result = analyze(table, candidates=candidates, tau=0.5, top_k=3)
         # correlation across ALL models, equal to numpy's and scipy's
         np.testing.assert_allclose(result.correlation.to_numpy(), np.corrcoef(direct.to_numpy().T), atol=1e-12)
         rho = stats.pearsonr(direct["Live Acc"], direct["Multi Turn Acc"]).statistic

@@ -36,7 +36,7 @@ def test_candidates_restrict_choice_only(table):
     assert experts == {"x": "mid", "y + z": "low"}  # low: (0.6+0.7)/2 = 0.65 > mid 0.55
     assert alternates == {"x": ["mid", "low"], "y + z": ["low", "mid"]}
     with pytest.raises(AnalysisError, match=r"unknown model 'tye' \(did you mean 'tie'"):
-        pick_experts(table, ["x"], candidates=["tye"])
+        pick_experts(table, ["x"], candidates=["tye"], top_k=2)
     with pytest.raises(AnalysisError, match="top_k must be a positive integer"):
         pick_experts(table, ["x"], top_k=0)
 

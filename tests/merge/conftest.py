@@ -6,20 +6,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.checkpoints import make_checkpoint, make_pool
+from tests.helpers import make_checkpoint, make_candidates
 
 
 @pytest.fixture(scope="session")
-def pool_dir(tmp_path_factory):
+def candidates_dir(tmp_path_factory):
     """m0..m3: four compatible tiny Llama checkpoints (float32, single file)."""
-    root = tmp_path_factory.mktemp("merge-pool")
-    make_pool(root, n=4)
+    root = tmp_path_factory.mktemp("merge-candidates")
+    make_candidates(root, n=4)
     return root
 
 
 @pytest.fixture(scope="session")
-def state_dicts(pool_dir):
-    return {f"m{i}": load_file(pool_dir / f"m{i}" / "model.safetensors") for i in range(4)}
+def state_dicts(candidates_dir):
+    return {f"m{i}": load_file(candidates_dir / f"m{i}" / "model.safetensors") for i in range(4)}
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def deep_pool(tmp_path_factory):
 @pytest.fixture(scope="session")
 def bf16_pool(tmp_path_factory):
     root = tmp_path_factory.mktemp("merge-bf16")
-    make_pool(root, n=2, dtype=torch.bfloat16)
+    make_candidates(root, n=2, dtype=torch.bfloat16)
     return root
 
 
@@ -42,5 +42,5 @@ def bf16_pool(tmp_path_factory):
 def sharded_pool(tmp_path_factory):
     """Two checkpoints saved in ~20KB shards with an index."""
     root = tmp_path_factory.mktemp("merge-sharded")
-    make_pool(root, n=2, max_shard_size="20KB")
+    make_candidates(root, n=2, max_shard_size="20KB")
     return root

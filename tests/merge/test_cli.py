@@ -29,30 +29,30 @@ def run(argv) -> int:
     return 0
 
 
-def write_yaml(tmp_path, text, pool_dir, name="recipe.yaml"):
-    """A recipe whose model paths are absolute paths into the pool (so the YAML may live anywhere)."""
+def write_yaml(tmp_path, text, candidates_dir, name="recipe.yaml"):
+    """A recipe whose model paths are absolute paths into the candidates (so the YAML may live anywhere)."""
     data = yaml.safe_load(text)
     for m in data["models"]:
         if not m["model"].startswith("/"):
-            m["model"] = str(pool_dir / m["model"])
+            m["model"] = str(candidates_dir / m["model"])
     if data.get("base_model") and not data["base_model"].startswith("/"):
-        data["base_model"] = str(pool_dir / data["base_model"])
+        data["base_model"] = str(candidates_dir / data["base_model"])
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-def test_merge_command_writes_checkpoint(pool_dir, state_dicts, tmp_path, capsys):
+def test_merge_command_writes_checkpoint(candidates_dir, state_dicts, tmp_path, capsys):
     (tmp_path / "cfg").mkdir()
-    shutil.copytree(pool_dir / "m0", tmp_path / "cfg" / "m0")
-    shutil.copytree(pool_dir / "m1", tmp_path / "cfg" / "m1")
+    shutil.copytree(candidates_dir / "m0", tmp_path / "cfg" / "m0")
+    shutil.copytree(candidates_dir / "m1", tmp_path / "cfg" / "m1")
     config = tmp_path / "cfg" / "recipe.yaml"
     config.write_text(LINEAR)  # relative paths: resolved against the YAML's folder
     out = tmp_path / "out"
     assert run(["merge", config, out, "--max-shard-size", "40KB", "-q"]) == 0
     assert "merged 2 models" in capsys.readouterr().out
     assert (out / "model.safetensors.index.json").is_file()
-    from soup_search.checkpoint import CheckpointReader
+    from soup_search.io.checkpoint import CheckpointReader
 
     reader = CheckpointReader(out)
     name = "model.layers.0.self_attn.v_proj.weight"
@@ -60,26 +60,26 @@ def test_merge_command_writes_checkpoint(pool_dir, state_dicts, tmp_path, capsys
     assert torch.allclose(reader.get(name), want, atol=1e-6)
 
 
-def test_allow_negative_lets_negative_linear_weights_through(pool_dir, tmp_path):
-    config = write_yaml(tmp_path, LINEAR.replace("0.4", "-0.4"), pool_dir)
+def test_allow_negative_lets_negative_linear_weights_through(candidates_dir, tmp_path):
+    config = write_yaml(tmp_path, LINEAR.replace("0.4", "-0.4"), candidates_dir)
     assert run(["merge", config, tmp_path / "neg", "-q"]) == 2
     assert not (tmp_path / "neg").exists()
     assert run(["merge", config, tmp_path / "neg", "-q", "--allow-negative"]) == 0
     assert (tmp_path / "neg" / "model.safetensors").is_file()
 
 
-def test_allow_nonfinite(nan_pool, tmp_path):
-    config = write_yaml(tmp_path, LINEAR, nan_pool)
+def test_allow_nonfinite(nan_candidates, tmp_path):
+    config = write_yaml(tmp_path, LINEAR, nan_candidates)
     assert run(["merge", config, tmp_path / "out", "-q", "--allow-nonfinite"]) == 0
     merged = load_file(tmp_path / "out" / "model.safetensors")
     assert torch.isnan(merged["model.layers.0.mlp.up_proj.weight"]).any()
 
 
 @pytest.fixture(scope="module")
-def nan_pool(pool_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("nan-pool")
-    shutil.copytree(pool_dir / "m0", root / "m0")
-    shutil.copytree(pool_dir / "m1", root / "m1")
+def nan_candidates(candidates_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("nan-candidates")
+    shutil.copytree(candidates_dir / "m0", root / "m0")
+    shutil.copytree(candidates_dir / "m1", root / "m1")
     tensors = load_file(root / "m1" / "model.safetensors")
     tensors["model.layers.0.mlp.up_proj.weight"][3, 5] = float("nan")
     tensors["model.layers.1.mlp.up_proj.weight"][0, 0] = float("inf")
@@ -88,22 +88,22 @@ def nan_pool(pool_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def broken_pool(pool_dir, tmp_path_factory):
+def broken_candidates(candidates_dir, tmp_path_factory):
     """m0 fine; 'arch' another architecture; 'wide' other shapes; 'corrupt' and 'truncated' files."""
-    from tests.checkpoints import make_checkpoint
+    from tests.helpers import make_checkpoint
 
-    root = tmp_path_factory.mktemp("broken-pool")
-    shutil.copytree(pool_dir / "m0", root / "m0")
-    shutil.copytree(pool_dir / "m1", root / "m1")
-    shutil.copytree(pool_dir / "m1", root / "arch")
+    root = tmp_path_factory.mktemp("broken-candidates")
+    shutil.copytree(candidates_dir / "m0", root / "m0")
+    shutil.copytree(candidates_dir / "m1", root / "m1")
+    shutil.copytree(candidates_dir / "m1", root / "arch")
     cfg = json.loads((root / "arch" / "config.json").read_text())
     cfg.update(architectures=["MistralForCausalLM"], model_type="mistral")
     (root / "arch" / "config.json").write_text(json.dumps(cfg))
     make_checkpoint(root / "wide", seed=5, intermediate_size=48)
-    shutil.copytree(pool_dir / "m1", root / "corrupt")
+    shutil.copytree(candidates_dir / "m1", root / "corrupt")
     data = (root / "corrupt" / "model.safetensors").read_bytes()
     (root / "corrupt" / "model.safetensors").write_bytes(data[:8] + b"{not json" + data[17:])
-    shutil.copytree(pool_dir / "m1", root / "truncated")
+    shutil.copytree(candidates_dir / "m1", root / "truncated")
     (root / "truncated" / "model.safetensors").write_bytes(data[: len(data) - 1000])
     return root
 
@@ -112,21 +112,21 @@ BAD = {
     "architecture": (LINEAR.replace("m1", "arch"), "broken", "architecture"),
     "shapes": (LINEAR.replace("m1", "wide"), "broken", "intermediate_size"),
     "nan": (LINEAR, "nan", "NaN or Inf"),
-    "zero_sum": (LINEAR.replace("0.6", "0.4").replace("0.4}}\nmerge", "-0.4}}\nmerge"), "pool", "sum to zero"),
-    "negative": (LINEAR.replace("0.4", "-0.4"), "pool", "--allow-negative"),
-    "unknown_method": (LINEAR.replace("linear", "frankenmerge"), "pool", "frankenmerge"),
-    "unknown_param": (LINEAR.replace("weight: 0.6", "weight: 0.6, densty: 0.5"), "pool", "densty"),
-    "missing_base": (LINEAR.replace("linear", "ties"), "pool", "needs a base_model"),
+    "zero_sum": (LINEAR.replace("0.6", "0.4").replace("0.4}}\nmerge", "-0.4}}\nmerge"), "candidates", "sum to zero"),
+    "negative": (LINEAR.replace("0.4", "-0.4"), "candidates", "--allow-negative"),
+    "unknown_method": (LINEAR.replace("linear", "frankenmerge"), "candidates", "frankenmerge"),
+    "unknown_param": (LINEAR.replace("weight: 0.6", "weight: 0.6, densty: 0.5"), "candidates", "densty"),
+    "missing_base": (LINEAR.replace("linear", "ties"), "candidates", "needs a base_model"),
     "corrupt": (LINEAR.replace("m1", "corrupt"), "broken", "corrupt"),
     "truncated": (LINEAR.replace("m1", "truncated"), "broken", "truncated"),
-    "missing_model": (LINEAR.replace("m1", "nope"), "pool", "does not exist"),
+    "missing_model": (LINEAR.replace("m1", "nope"), "candidates", "does not exist"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_exits_2_with_one_line_and_no_output(case, pool_dir, broken_pool, nan_pool, tmp_path, capsys):
+def test_bad_input_exits_2_with_one_line_and_no_output(case, candidates_dir, broken_candidates, nan_candidates, tmp_path, capsys):
     text, which, needle = BAD[case]
-    root = {"pool": pool_dir, "broken": broken_pool, "nan": nan_pool}[which]
+    root = {"candidates": candidates_dir, "broken": broken_candidates, "nan": nan_candidates}[which]
     config = write_yaml(tmp_path, text, root)
     out = tmp_path / "out"
     capsys.readouterr()
@@ -139,8 +139,8 @@ def test_bad_input_exits_2_with_one_line_and_no_output(case, pool_dir, broken_po
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.yaml"]  # no temp dirs left
 
 
-def test_bad_shard_size(pool_dir, tmp_path, capsys):
-    config = write_yaml(tmp_path, LINEAR, pool_dir)
+def test_bad_shard_size(candidates_dir, tmp_path, capsys):
+    config = write_yaml(tmp_path, LINEAR, candidates_dir)
     assert run(["merge", config, tmp_path / "out", "--max-shard-size", "lots"]) == 2
     assert "max-shard-size" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -97,9 +97,9 @@ parameters: {lambda: {attention: 0.3, mlp: [0.1, 0.9], default: 0.6}}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_same_tensors_as_mergekit(case, pool_dir, tmp_path):
+def test_same_tensors_as_mergekit(case, candidates_dir, tmp_path):
     recipe = MergeRecipe.from_yaml(CASES[case])
-    paths = resolve_model_paths(recipe, pool_dir)
+    paths = resolve_model_paths(recipe, candidates_dir)
     data = yaml.safe_load(recipe.to_yaml())  # what a user would hand to mergekit
     for m in data["models"]:
         m["model"] = str(paths[m["model"]])

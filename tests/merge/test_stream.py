@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from soup_search.checkpoint import CheckpointReader
+from soup_search.io.checkpoint import CheckpointReader
 from soup_search.merge import MergeRecipe
 from soup_search.merge.stream import merge_to_disk, resolve_model_paths
 
@@ -20,11 +20,11 @@ def merged_state(out) -> dict[str, torch.Tensor]:
     return {name: reader.get(name) for name in reader.tensor_names}
 
 
-def test_linear_merge_to_disk_matches_reference_and_loads(pool_dir, state_dicts, tmp_path):
+def test_linear_merge_to_disk_matches_reference_and_loads(candidates_dir, state_dicts, tmp_path):
     from transformers import AutoModelForCausalLM
 
     recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.3, "m2": 0.2})
-    out = merge_to_disk(recipe, tmp_path / "soup", resolve_model_paths(recipe, pool_dir), progress=False)
+    out = merge_to_disk(recipe, tmp_path / "soup", resolve_model_paths(recipe, candidates_dir), progress=False)
     got = merged_state(out)
     assert set(got) == set(state_dicts["m0"])
     for name, tensor in got.items():
@@ -70,23 +70,23 @@ def test_bf16_inputs_give_bf16_output_and_config(bf16_pool, tmp_path):
     assert AutoModelForCausalLM.from_pretrained(out).dtype == torch.bfloat16
 
 
-def test_dtype_float16_output_from_float32_ties(pool_dir, state_dicts, tmp_path):
+def test_dtype_float16_output_from_float32_ties(candidates_dir, state_dicts, tmp_path):
     recipe = MergeRecipe.from_yaml(f"""
 models:
   - {{model: m1, parameters: {{weight: 0.6, density: 0.5}}}}
   - {{model: m2, parameters: {{weight: 0.4, density: 0.5}}}}
 merge_method: ties
-base_model: {pool_dir / "m0"}
+base_model: {candidates_dir / "m0"}
 dtype: float16
 tokenizer_source: base
 """)
-    paths = resolve_model_paths(recipe, pool_dir)
-    assert paths[str(pool_dir / "m0")] == pool_dir / "m0"
+    paths = resolve_model_paths(recipe, candidates_dir)
+    assert paths[str(candidates_dir / "m0")] == candidates_dir / "m0"
     out = merge_to_disk(recipe, tmp_path / "out", paths, progress=False)
     got = merged_state(out)
     assert all(t.dtype == torch.float16 for t in got.values())
     assert json.loads((out / "config.json").read_text())["dtype"] == "float16"
-    assert (out / "tokenizer.json").read_bytes() == (pool_dir / "m0" / "tokenizer.json").read_bytes()
+    assert (out / "tokenizer.json").read_bytes() == (candidates_dir / "m0" / "tokenizer.json").read_bytes()
     # the base's norm weights are ones in every model: zero task vectors leave the base
     assert torch.equal(got["model.norm.weight"].float(), state_dicts["m0"]["model.norm.weight"])
 
@@ -106,21 +106,21 @@ parameters: {normalize: false}
     assert torch.allclose(got[name], 0.5 * d0.get(name) + d1.get(name), atol=1e-6)
 
 
-def test_missing_path_for_a_model(pool_dir, tmp_path):
+def test_missing_path_for_a_model(candidates_dir, tmp_path):
     from soup_search.errors import MergeError
 
     recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.5})
     with pytest.raises(MergeError, match="no path"):
-        merge_to_disk(recipe, tmp_path / "out", {"m0": pool_dir / "m0"}, progress=False)
+        merge_to_disk(recipe, tmp_path / "out", {"m0": candidates_dir / "m0"}, progress=False)
     assert not (tmp_path / "out").exists()
 
 
-def test_refuses_to_overwrite_an_input(pool_dir, tmp_path):
+def test_refuses_to_overwrite_an_input(candidates_dir, tmp_path):
     from soup_search.errors import MergeError
 
-    shutil.copytree(pool_dir / "m0", tmp_path / "m0")
+    shutil.copytree(candidates_dir / "m0", tmp_path / "m0")
     recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.5})
-    paths = {"m0": tmp_path / "m0", "m1": pool_dir / "m1"}
+    paths = {"m0": tmp_path / "m0", "m1": candidates_dir / "m1"}
     before = (tmp_path / "m0" / "model.safetensors").read_bytes()
     with pytest.raises(MergeError, match="is the input model 'm0'"):
         merge_to_disk(recipe, tmp_path / "m0", paths, progress=False)
@@ -128,12 +128,12 @@ def test_refuses_to_overwrite_an_input(pool_dir, tmp_path):
 
 
 # -- the streaming path: NaN/Inf checks, bit identity, the writer, atomicity, memory ----------
-def poisoned_pool(pool_dir, root, key="m2", name="model.norm.weight", value=float("nan"), at=3):
-    """A copy of ``pool_dir``'s m0..m2 where model ``key``'s tensor ``name`` holds one ``value`` (flat index ``at``)."""
+def poisoned_pool(candidates_dir, root, key="m2", name="model.norm.weight", value=float("nan"), at=3):
+    """A copy of ``candidates_dir``'s m0..m2 where model ``key``'s tensor ``name`` holds one ``value`` (flat index ``at``)."""
     from safetensors.torch import save_file
 
     for k in ("m0", "m1", "m2"):
-        shutil.copytree(pool_dir / k, root / k)
+        shutil.copytree(candidates_dir / k, root / k)
     file = root / key / "model.safetensors"
     state = load_file(file)
     state[name] = state[name].clone()
@@ -147,14 +147,14 @@ def leftovers(root) -> list[str]:
 
 
 @pytest.mark.parametrize(("value", "chunk"), [(float("nan"), None), (float("inf"), None), (float("nan"), 1000)])
-def test_nonfinite_input_is_named_and_nothing_is_written(pool_dir, tmp_path, monkeypatch, value, chunk):
+def test_nonfinite_input_is_named_and_nothing_is_written(candidates_dir, tmp_path, monkeypatch, value, chunk):
     from soup_search.errors import MergeError
     from soup_search.merge import stream
 
     if chunk:  # the NaN sits in the last of several chunks
         monkeypatch.setattr(stream, "CHUNK", chunk)
     name = "model.embed_tokens.weight"
-    root = poisoned_pool(pool_dir, tmp_path / "pool", name=name, value=value, at=-5)
+    root = poisoned_pool(candidates_dir, tmp_path / "candidates", name=name, value=value, at=-5)
     recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.3, "m2": 0.2})
     out = tmp_path / "out"
     with pytest.raises(MergeError, match=rf"model 'm2': tensor '{name}' holds NaN or Inf"):
@@ -162,10 +162,10 @@ def test_nonfinite_input_is_named_and_nothing_is_written(pool_dir, tmp_path, mon
     assert not out.exists() and leftovers(tmp_path) == []
 
 
-def test_nonfinite_input_of_task_arithmetic_and_of_its_base(pool_dir, tmp_path):
+def test_nonfinite_input_of_task_arithmetic_and_of_its_base(candidates_dir, tmp_path):
     from soup_search.errors import MergeError
 
-    root = poisoned_pool(pool_dir, tmp_path / "pool", key="m0", name="model.layers.0.mlp.up_proj.weight")
+    root = poisoned_pool(candidates_dir, tmp_path / "candidates", key="m0", name="model.layers.0.mlp.up_proj.weight")
     recipe = MergeRecipe.model_validate({
         "models": [{"model": "m1", "parameters": {"weight": 0.7}}, {"model": "m2", "parameters": {"weight": -0.4}}],
         "merge_method": "task_arithmetic", "base_model": "m0"})
@@ -174,10 +174,10 @@ def test_nonfinite_input_of_task_arithmetic_and_of_its_base(pool_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_nonfinite_input_of_ties_is_caught_even_when_pruned(pool_dir, tmp_path):
+def test_nonfinite_input_of_ties_is_caught_even_when_pruned(candidates_dir, tmp_path):
     from soup_search.errors import MergeError
 
-    root = poisoned_pool(pool_dir, tmp_path / "pool", key="m1", value=float("-inf"))
+    root = poisoned_pool(candidates_dir, tmp_path / "candidates", key="m1", value=float("-inf"))
     recipe = MergeRecipe.model_validate({
         "models": [{"model": "m1", "parameters": {"weight": 0.5, "density": 0.01}},
                    {"model": "m2", "parameters": {"weight": 0.5, "density": 0.01}}],
@@ -186,8 +186,8 @@ def test_nonfinite_input_of_ties_is_caught_even_when_pruned(pool_dir, tmp_path):
         merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, root), progress=False)
 
 
-def test_nonfinite_input_with_zero_weight_is_ignored(pool_dir, state_dicts, tmp_path):
-    root = poisoned_pool(pool_dir, tmp_path / "pool")
+def test_nonfinite_input_with_zero_weight_is_ignored(candidates_dir, state_dicts, tmp_path):
+    root = poisoned_pool(candidates_dir, tmp_path / "candidates")
     recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.5, "m2": 0.0})
     got = merged_state(merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, root), progress=False))
     for name, tensor in got.items():
@@ -195,8 +195,8 @@ def test_nonfinite_input_with_zero_weight_is_ignored(pool_dir, state_dicts, tmp_
         assert torch.equal(tensor, torch.mul(state_dicts["m0"][name], 0.5).add_(state_dicts["m1"][name], alpha=0.5))
 
 
-def test_allow_nonfinite_writes_the_nan(pool_dir, tmp_path):
-    root = poisoned_pool(pool_dir, tmp_path / "pool")
+def test_allow_nonfinite_writes_the_nan(candidates_dir, tmp_path):
+    root = poisoned_pool(candidates_dir, tmp_path / "candidates")
     recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.3, "m2": 0.2})
     got = merged_state(merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, root),
                                      allow_nonfinite=True, progress=False))
@@ -229,13 +229,13 @@ BIT_IDENTICAL = {
 
 @pytest.mark.parametrize("chunk", [None, 999])  # 999 elements: most tensors span several chunks
 @pytest.mark.parametrize("case", sorted(BIT_IDENTICAL))
-def test_streamed_output_is_bit_identical_to_merge_tensor(pool_dir, state_dicts, tmp_path, monkeypatch, case, chunk):
+def test_streamed_output_is_bit_identical_to_merge_tensor(candidates_dir, state_dicts, tmp_path, monkeypatch, case, chunk):
     from soup_search.merge import merge_tensor, output_dtype, stream
 
     if chunk:
         monkeypatch.setattr(stream, "CHUNK", chunk)
     recipe = MergeRecipe.model_validate(BIT_IDENTICAL[case])
-    out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, pool_dir),
+    out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, candidates_dir),
                         allow_negative=True, progress=False)
     got = load_file(out / "model.safetensors")
     assert set(got) == set(state_dicts["m0"])
@@ -257,7 +257,7 @@ def test_bf16_inputs_are_bit_identical_to_merge_tensor(bf16_pool, tmp_path, monk
         assert torch.equal(tensor, want), name
 
 
-def test_integer_tensors_are_copied_from_the_first_model(pool_dir, tmp_path, monkeypatch):
+def test_integer_tensors_are_copied_from_the_first_model(candidates_dir, tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
     from soup_search.merge import stream
@@ -265,7 +265,7 @@ def test_integer_tensors_are_copied_from_the_first_model(pool_dir, tmp_path, mon
     monkeypatch.setattr(stream, "CHUNK", 1000)
     ids = torch.arange(2500, dtype=torch.int64) * 7
     for i, k in enumerate(("m0", "m1")):
-        shutil.copytree(pool_dir / k, tmp_path / k)
+        shutil.copytree(candidates_dir / k, tmp_path / k)
         state = load_file(tmp_path / k / "model.safetensors")
         save_file({**state, "model.position_ids": ids + i}, str(tmp_path / k / "model.safetensors"))
     recipe = MergeRecipe.soup({"m0": 0.0, "m1": 1.0})
@@ -274,13 +274,13 @@ def test_integer_tensors_are_copied_from_the_first_model(pool_dir, tmp_path, mon
     assert got["model.position_ids"].dtype == torch.int64 and torch.equal(got["model.position_ids"], ids)
 
 
-def test_sharded_output_index_matches_the_files(pool_dir, state_dicts, tmp_path):
+def test_sharded_output_index_matches_the_files(candidates_dir, state_dicts, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from soup_search.checkpoint import read_header
+    from soup_search.io.checkpoint import read_header
 
     recipe = MergeRecipe.soup({"m0": 0.5, "m3": 0.5})
-    out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, pool_dir),
+    out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, candidates_dir),
                         max_shard_bytes=20_000, progress=False)
     index = json.loads((out / "model.safetensors.index.json").read_text())
     files = sorted(set(index["weight_map"].values()))
@@ -307,11 +307,11 @@ def test_sharded_output_index_matches_the_files(pool_dir, state_dicts, tmp_path)
     assert torch.equal(sd["model.layers.1.self_attn.q_proj.weight"], held["model.layers.1.self_attn.q_proj.weight"])
 
 
-def test_failure_mid_write_leaves_nothing_and_keeps_the_old_output(pool_dir, tmp_path):
+def test_failure_mid_write_leaves_nothing_and_keeps_the_old_output(candidates_dir, tmp_path):
     from soup_search.errors import MergeError
 
     # the NaN is in the last tensor of the layout, after several shards were written
-    root = poisoned_pool(pool_dir, tmp_path / "pool", key="m1", name="model.norm.weight")
+    root = poisoned_pool(candidates_dir, tmp_path / "candidates", key="m1", name="model.norm.weight")
     recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.5})
     out = tmp_path / "out"
     out.mkdir()
@@ -324,8 +324,8 @@ def test_failure_mid_write_leaves_nothing_and_keeps_the_old_output(pool_dir, tmp
 def test_writer_matches_safetensors_and_refuses_a_wrong_stream(tmp_path):
     from safetensors.torch import save_file
 
-    from soup_search.checkpoint import read_header
-    from soup_search.safetensors_io import TensorSpec, shard_layout, write_streamed_checkpoint
+    from soup_search.io.checkpoint import read_header
+    from soup_search.io.safetensors_format import TensorSpec, shard_layout, write_streamed_checkpoint
 
     state = {"w": torch.randn(3, 5), "b": torch.randn(7, dtype=torch.float64).to(torch.bfloat16),
              "steps": torch.arange(3, dtype=torch.int64), "scale": torch.tensor(2.5), "mask": torch.tensor([True, False])}

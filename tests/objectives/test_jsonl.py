@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from objectives import get_objective
-from objectives.jsonl import JsonlObjective, seeded_split
+from soup_search.objectives import get_objective
+from soup_search.objectives.jsonl import JsonlObjective, seeded_split
 from soup_search.errors import ObjectiveError, SoupSearchError
 
 CATS = ("alpha", "beta", "gamma")
@@ -341,7 +341,7 @@ def test_reads_offline_without_touching_home(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "XDG_"))}
     env.update(HOME=str(home), HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", SOUP_SEARCH_CACHE_DIR=str(cache))
     code = textwrap.dedent(f"""
-        from objectives import get_objective
+        from soup_search.objectives import get_objective
         obj = get_objective("jsonl", path={str(path)!r})
         print(len(obj.examples("dev")))
     """)

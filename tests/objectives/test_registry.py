@@ -6,9 +6,9 @@ import importlib
 
 import pytest
 
-from objectives import REGISTRY, Objective, get_objective, objective_class
-from objectives.jsonl import JsonlObjective
-from objectives.toy import ToyObjective
+from soup_search.objectives import REGISTRY, Objective, get_objective, objective_class
+from soup_search.objectives.jsonl import JsonlObjective
+from soup_search.objectives.toy import ToyObjective
 from soup_search.errors import ObjectiveError, SoupSearchError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from objectives.scoring import SCORERS, exact_match, extract_number, get_scorer, normalize_text, numeric_match
+from soup_search.objectives.matching import MATCHERS, exact_match, extract_number, get_matcher, normalize_text, numeric_match
 from soup_search.errors import ObjectiveError
 
 
@@ -63,9 +63,9 @@ def test_numeric_match(pred, ref, want):
 
 
 def test_scorers_by_name():
-    assert get_scorer("exact_match") is exact_match
-    assert get_scorer("numeric") is numeric_match
-    assert set(SCORERS) >= {"exact_match", "numeric"}
+    assert get_matcher("exact_match") is exact_match
+    assert get_matcher("numeric") is numeric_match
+    assert set(MATCHERS) >= {"exact_match", "numeric"}
     with pytest.raises(ObjectiveError) as exc:
-        get_scorer("bleu")
+        get_matcher("bleu")
     assert "bleu" in str(exc.value) and "exact_match" in str(exc.value) and "numeric" in str(exc.value)

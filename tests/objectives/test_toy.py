@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from objectives import get_objective
-from objectives.toy import ToyObjective
+from soup_search.objectives import get_objective
+from soup_search.objectives.toy import ToyObjective
 from soup_search.errors import ObjectiveError
 
 SMALL = dict(n_train=60, n_dev=12, n_test=12)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from soup_search.scoring.base import ObjectiveSpec, ScoreResult
+from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult
 from soup_search.scoring.cache import ScoreCache
-from soup_search.search.store import RunStore
+from soup_search.engine.run_store import RunStore
 
 
 def test_cache_persists_across_instances(tmp_path):
@@ -31,8 +31,8 @@ def test_run_store_log(tmp_path):
     s = RunStore(tmp_path / "run.sqlite", tmp_path / "cache.sqlite")
     r = ScoreResult({"add": 1.0}, {"add": 3}, 0.1)
     s.remember("w", "o", "dev", r)
-    s.record("search", "", {"w.add": 0.5}, {"models": []}, {"all": {"e": 1.0}}, "dev", r, 1.0, {"wall_s": 1}, False)
-    s.record("grid", "", {}, {}, {}, "dev", r, 0.5, {}, True)
+    s.record("search", {"w.add": 0.5}, {"models": []}, {"all": {"e": 1.0}}, "dev", r, 1.0, {"wall_s": 1}, False)
+    s.record("grid", {}, {}, {}, "dev", r, 0.5, {}, True)
     assert s.lookup("w", "o", "dev") == r
     rows = s.evaluations("search")
     assert len(rows) == 1 and rows[0]["params"] == {"w.add": 0.5} and rows[0]["value"] == 1.0

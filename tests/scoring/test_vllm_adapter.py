@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from objectives import get_objective
-from tests.checkpoints import make_checkpoint
+from soup_search.objectives import get_objective
+from tests.helpers import make_checkpoint
 
 
 @dataclass
@@ -81,7 +81,7 @@ class LLM:
         return True
 
     def generate(self, prompts, sampling_params=None, use_tqdm=True):
-        from soup_search.generation import generate_answers
+        from soup_search.scoring.generation import generate_answers
 
         assert sampling_params.temperature == 0.0
         texts = generate_answers(self.hf, self.tokenizer, list(prompts), sampling_params.max_tokens)
@@ -107,7 +107,7 @@ def test_missing_vllm_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_vllm_scorer_loads_weights_in_place_and_matches_hf(fake_vllm, tmp_path):
-    from soup_search.checkpoint import CheckpointReader
+    from soup_search.io.checkpoint import CheckpointReader
     from soup_search.scoring.hf import HFScorer
     from soup_search.scoring.vllm import VLLMScorer
 

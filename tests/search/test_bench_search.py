@@ -1,4 +1,4 @@
-"""``soup-search bench search`` runs the grid and TPE on a pool and prints its figures."""
+"""``soup-search bench search`` runs the grid and TPE on a candidates and prints its figures."""
 
 from __future__ import annotations
 

@@ -54,8 +54,8 @@ def completed(state: Path) -> int:
 
 
 def test_profile_scores_every_candidate_once(tiny_zoo, ray_session, tmp_path, capsys):
-    from soup_search.generation import evaluate
-    from objectives import get_objective
+    from soup_search.scoring.generation import evaluate
+    from soup_search.objectives import get_objective
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     seed = 1000 + time.time_ns() % 10**6  # a fresh objective: nothing cached, even with a reused test cache
@@ -154,23 +154,36 @@ def test_grid_sampler_is_the_paper_grid(tiny_zoo, ray_session, tmp_path, capsys)
     capsys.readouterr()
 
 
+def logged(state: Path) -> int:
+    db = state / "run.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM evaluations WHERE stage = 'search'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def test_resume_after_sigkill(tiny_zoo, tmp_path):
-    """Kill the driver (SIGKILL, whole process group) mid-search; the same command finishes the study."""
+    """Kill the driver (SIGKILL, whole process group) mid-search; the same command finishes the study.
+
+    A hook makes every trial after the 4th block until killed, so the kill always lands mid-search."""
     cfg = write_config(tmp_path, "resume", seed=104, n_trials=12)
     out = tmp_path / "resume"
     cmd = [sys.executable, "-m", "soup_search", "run", str(cfg), "--out", str(out)]
     env = {**os.environ, "RAY_ADDRESS": ""}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 300
-    while completed(out / "state") < 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-    assert proc.poll() is None, "the run finished before it could be killed"
+    proc = subprocess.Popen(cmd, env={**env, "SOUP_SEARCH_BLOCK_AFTER_TRIALS": "4"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # wait for the condition: 4+ trials logged and every logged trial told to Optuna (the rest block)
+    deadline = time.monotonic() + 300
+    while not (logged(out / "state") >= 4 and completed(out / "state") == logged(out / "state")):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no trial was logged within 300 s"
+        time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = completed(out / "state")
-    assert 3 <= done_before < 12
-    time.sleep(2)
+    assert 4 <= done_before < 12
 
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -202,22 +215,22 @@ def test_crashed_scorer_actor_is_restarted_and_the_call_retried(tiny_zoo, ray_se
     import ray
 
     from soup_search.config import load_config
-    from soup_search.pool import load_config_pool
-    from soup_search.profile import single_recipe
-    from soup_search.search.trial import evaluate_recipe
-    from soup_search.session import open_session
+    from soup_search.pipeline.candidate_set import load_config_candidates
+    from soup_search.pipeline.category_scores import single_recipe
+    from soup_search.search.trial import TrialContext, evaluate_recipe
+    from soup_search.engine.session import open_session
 
     cfg = load_config(write_config(tmp_path, "crash", seed=106))
-    pool = load_config_pool(cfg, progress=False)
-    with open_session(cfg, pool, tmp_path / "state", score_cache=tmp_path / "scores.sqlite") as session:
-        ctx = session.context(stage="test")
-        first, _, cached = evaluate_recipe(single_recipe(pool.names[0]), ctx, "dev")
+    candidates = load_config_candidates(cfg, progress=False)
+    with open_session(cfg, candidates, tmp_path / "state", score_cache=tmp_path / "scores.sqlite") as session:
+        ctx = TrialContext.of(session, stage="test")
+        first, _, cached = evaluate_recipe(single_recipe(candidates.names[0]), ctx, "dev")
         assert not cached
         for actor in session.scorers.actors:
             ray.kill(actor, no_restart=False)  # a crash: Ray restarts the actor (max_restarts)
         for actor in session.shards.actors:
             ray.kill(actor, no_restart=False)
-        again, _, cached = evaluate_recipe(single_recipe(pool.names[1]), ctx, "dev")
+        again, _, cached = evaluate_recipe(single_recipe(candidates.names[1]), ctx, "dev")
         assert not cached and again.n == first.n
         assert sum(ray.get([a.stats.remote() for a in session.scorers.actors])[i]["calls"] for i in range(2)) == 1
 
@@ -225,26 +238,27 @@ def test_crashed_scorer_actor_is_restarted_and_the_call_retried(tiny_zoo, ray_se
 def test_search_never_scores_the_test_split(tiny_zoo, ray_session, tmp_path):
     from soup_search.config import load_config
     from soup_search.errors import ObjectiveError
-    from soup_search.pool import load_config_pool
-    from soup_search.profile import single_recipe
-    from soup_search.search.trial import evaluate_recipe
-    from soup_search.session import open_session
+    from soup_search.pipeline.candidate_set import load_config_candidates
+    from soup_search.pipeline.category_scores import single_recipe
+    from soup_search.search.trial import TrialContext, evaluate_recipe
+    from soup_search.engine.session import open_session
 
     cfg = load_config(write_config(tmp_path, "guard", seed=107))
-    pool = load_config_pool(cfg, progress=False)
-    with open_session(cfg, pool, tmp_path / "state", score_cache=tmp_path / "scores.sqlite") as session:
+    candidates = load_config_candidates(cfg, progress=False)
+    with open_session(cfg, candidates, tmp_path / "state", score_cache=tmp_path / "scores.sqlite") as session:
         with pytest.raises(ObjectiveError, match="refuses to score the test split"):
-            evaluate_recipe(single_recipe(pool.names[0]), session.context(stage="test"), "test")
+            evaluate_recipe(single_recipe(candidates.names[0]), TrialContext.of(session, stage="test"), "test")
 
 
 def test_too_small_a_cluster_is_refused_not_hung(tiny_zoo, ray_session, tmp_path):
     from soup_search.config import load_config
     from soup_search.errors import ConfigError
-    from soup_search.pool import load_config_pool
-    from soup_search.session import Session, cpus_needed
+    from soup_search.pipeline.candidate_set import load_config_candidates
+    from soup_search.engine.cluster import cpus_needed
+    from soup_search.engine.session import Session
 
     cfg = load_config(write_config(tmp_path, "big", seed=108))
     cfg = cfg.model_copy(update={"resources": cfg.resources.model_copy(update={"scorer_cpus": 1.0})})
     assert cpus_needed(cfg) > ray_session.cluster_resources()["CPU"]
     with pytest.raises(ConfigError, match="need 2.53 CPUs but the local Ray instance"):
-        Session(cfg, load_config_pool(cfg, progress=False), tmp_path / "state")
+        Session(cfg, load_config_candidates(cfg, progress=False), tmp_path / "state")

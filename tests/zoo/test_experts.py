@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from objectives.toy import ToyObjective
+from soup_search.objectives.toy import ToyObjective
 from soup_search.zoo.scores import score_zoo
 
 pytestmark = pytest.mark.slow

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from transformers import LlamaForCausalLM
 
-from objectives.toy import ToyObjective
+from soup_search.objectives.toy import ToyObjective
 from soup_search.zoo import SIZES, expert_mixture
 from soup_search.zoo.tokenizer import build_char_tokenizer
 from soup_search.zoo.train import IGNORE, CategoryData, encode_prompt, lr_at, train
-from tests.checkpoints import tiny_llama_config
+from tests.helpers import tiny_llama_config
 
 
 def _data():

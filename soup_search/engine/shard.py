@@ -1,8 +1,8 @@
 """One shard of every candidate, resident in memory, merged on demand (the hot path of a trial).
 
-:func:`partition_by_bytes` splits the tensor names of a pool into byte-balanced shards;
+:func:`partition_by_bytes` splits the tensor names of a candidates into byte-balanced shards;
 a :class:`Shard` loads its tensors of every candidate once and merges them for any recipe.
-``Shard`` is a plain class (no Ray); :mod:`soup_search.shard_pool` wraps it as an actor.
+``Shard`` is a plain class (no Ray); :mod:`soup_search.engine.shard_group` wraps it as an actor.
 
 Layout: for each candidate, the shard's tensors of one input dtype live in ONE flat
 buffer (tensor views into it), so the ``linear`` fast path is a handful of large,
@@ -24,26 +24,10 @@ import numpy as np
 import torch
 
 from soup_search.errors import MergeError
+from soup_search.io.dtypes import torch_dtype
 
 #: elements per block of the linear fast path: inputs stream through, the block stays in L2
 BLOCK = 1 << 18
-
-_TORCH_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U8": torch.uint8, "BOOL": torch.bool,
-}
-
-
-def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    """A safetensors dtype name ("F32", "BF16", ...) or a torch dtype, as a torch dtype."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    try:
-        return _TORCH_DTYPES[dtype.upper()]
-    except KeyError:
-        raise MergeError(f"unsupported tensor dtype {dtype!r}; use one of {sorted(_TORCH_DTYPES)}") from None
-
 
 def partition_by_bytes(infos: Mapping[str, Any], n: int) -> list[list[str]]:
     """Split tensor names into ``n`` shards of about equal bytes.
@@ -72,13 +56,13 @@ def partition_by_bytes(infos: Mapping[str, Any], n: int) -> list[list[str]]:
 class Shard:
     """The tensors ``tensor_names`` of every candidate, loaded once and kept resident on ``device``.
 
-    ``candidates`` is the pool's ``[(name, checkpoint path), ...]``; model keys in the
+    ``candidates`` is the candidate set's ``[(name, checkpoint path), ...]``; model keys in the
     recipes given to :meth:`merge` are these names.
     """
 
     def __init__(self, candidates: Sequence[tuple[str, str | Path]], tensor_names: Sequence[str],
                  device: str = "cpu", num_threads: int | None = None):
-        from soup_search.checkpoint import CheckpointReader
+        from soup_search.io.checkpoint import CheckpointReader
 
         if num_threads:
             torch.set_num_threads(int(num_threads))
@@ -133,7 +117,7 @@ class Shard:
         """Merge every tensor of this shard for ``recipe``; ``{name: array}`` in the output dtype.
 
         bfloat16 outputs (numpy has no bfloat16) come back as ``uint16`` arrays holding the
-        raw bits; :func:`to_torch` turns them back. With ``reuse_buffers`` the arrays are
+        raw bits; :func:`~soup_search.io.dtypes.array_to_torch` turns them back. With ``reuse_buffers`` the arrays are
         views of buffers that the next merge overwrites: only for a caller that copies them
         at once (the Ray actor, whose return value is copied into the object store).
         """
@@ -144,7 +128,7 @@ class Shard:
         keys = list(plan.keys) + ([plan.base_key] if plan.base_key else [])
         unknown = [k for k in keys if k not in self._tensors]
         if unknown:
-            raise MergeError(f"recipe uses models {unknown} that are not in the pool "
+            raise MergeError(f"recipe uses models {unknown} that are not in the candidate set "
                              f"{self.candidates}; use candidate names as model keys")
         result: dict[str, np.ndarray] = {}
         for in_dtype, names in self._groups.items():
@@ -246,19 +230,3 @@ class Shard:
             np.copyto(dst, src)
             wall, cpu = min(wall, time.perf_counter() - t), min(cpu, time.thread_time() - c)
         return wall, cpu
-
-
-def to_torch(array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A merged array as a tensor, zero-copy; ``dtype=torch.bfloat16`` reinterprets uint16 bits."""
-    if not array.flags.writeable:
-        # arrays from the object store are read-only; torch warns but shares the memory
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            t = torch.from_numpy(array)
-    else:
-        t = torch.from_numpy(array)
-    if dtype is torch.bfloat16 and t.dtype == torch.uint16:
-        t = t.view(torch.bfloat16)
-    return t

@@ -31,3 +31,17 @@ def trial_progress(console, description: str, total: int, enabled: bool = True) 
                 bar.update(task, advance=1, best=label)
 
         yield advance
+
+
+class RichProgress:
+    """The pipeline's :class:`~soup_search.pipeline.progress.Progress`, drawn with rich on ``console``."""
+
+    def __init__(self, console, enabled: bool = True):
+        self.console = console
+        self.enabled = enabled
+
+    def task(self, description: str, total: int):
+        return trial_progress(self.console, description, total, self.enabled)
+
+    def note(self, text: str) -> None:
+        self.console.print(text)

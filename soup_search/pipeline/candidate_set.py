@@ -1,4 +1,4 @@
-"""The candidate pool of a config: the toy zoo's models and/or checkpoint dirs, validated."""
+"""Stage 2 of the recipe: the config's candidates (toy zoo models and/or checkpoint dirs), validated."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ def candidate_specs(cfg: RunConfig, progress: bool = True) -> list[tuple[str, st
     return specs
 
 
-def load_config_pool(cfg: RunConfig, progress: bool = True):
-    """Resolve and validate the pool (same architecture, tensors and vocabulary)."""
-    from soup_search.candidates import load_pool
+def load_config_candidates(cfg: RunConfig, progress: bool = True):
+    """Resolve and validate the candidates (same architecture, tensors and vocabulary)."""
+    from soup_search.candidates import load_candidates
 
     specs = candidate_specs(cfg, progress=progress)
-    return load_pool([path for _, path in specs], names=[name for name, _ in specs])
+    return load_candidates([path for _, path in specs], names=[name for name, _ in specs])

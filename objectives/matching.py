@@ -1,11 +1,13 @@
-"""Scoring functions: (prediction, reference) -> 1.0 or 0.0, found by name."""
+"""Answer matching: (prediction, reference) -> 1.0 or 0.0, found by name (an objective's ``scoring`` parameter)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 
-ScoreFn = Callable[[str, str], float]
+from soup_search.errors import ObjectiveError
+
+MatchFn = Callable[[str, str], float]
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
@@ -43,12 +45,10 @@ def numeric_match(prediction: str, reference: str) -> float:
     return float(pred is not None and ref is not None and abs(pred - ref) < 1e-6)
 
 
-SCORERS: dict[str, ScoreFn] = {"exact_match": exact_match, "numeric": numeric_match}
+MATCHERS: dict[str, MatchFn] = {"exact_match": exact_match, "numeric": numeric_match}
 
 
-def get_scorer(name: str) -> ScoreFn:
-    from soup_search.errors import ObjectiveError
-
-    if name not in SCORERS:
-        raise ObjectiveError(f"unknown scoring function {name!r}; use one of: {', '.join(SCORERS)}")
-    return SCORERS[name]
+def get_matcher(name: str) -> MatchFn:
+    if name not in MATCHERS:
+        raise ObjectiveError(f"unknown answer matching {name!r}; use one of: {', '.join(MATCHERS)}")
+    return MATCHERS[name]

@@ -3,10 +3,10 @@
 A checkpoint is a Hugging Face model directory holding either ``model.safetensors`` or
 ``model.safetensors.index.json`` plus its shards (``model.safetensors`` wins when both are
 present, as in ``from_pretrained``). :class:`CheckpointReader` parses and validates only the
-JSON headers when it is built, so a pool of large checkpoints is checked in milliseconds;
+JSON headers when it is built, so a candidates of large checkpoints is checked in milliseconds;
 tensor data is read on demand through ``safetensors.safe_open`` (memory-mapped).
 :func:`write_checkpoint` writes ``(name, tensor)`` pairs through the streaming writer of
-:mod:`soup_search.safetensors_io` (no copy of a shard in memory), atomically.
+:mod:`soup_search.io.safetensors_format` (no copy of a shard in memory), atomically.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from soup_search.errors import CandidateError
-from soup_search.safetensors_io import (
-    CONFIG_FILE, DEFAULT_SHARD_BYTES, DTYPE_BYTES, INDEX_FILE, SINGLE_FILE, TensorSpec, shard_layout,
-    st_dtype_of, write_streamed_checkpoint,
+from soup_search.io.dtypes import DTYPE_BYTES, st_dtype
+from soup_search.io.safetensors_format import (
+    CONFIG_FILE, DEFAULT_SHARD_BYTES, INDEX_FILE, SINGLE_FILE, TensorSpec, shard_layout, write_streamed_checkpoint,
 )
 
 if TYPE_CHECKING:
@@ -293,7 +293,7 @@ def write_checkpoint(
         if name in by_name:
             raise ValueError(f"tensor {name!r} was given twice")
         by_name[name] = tensor
-    specs = [TensorSpec(name, tuple(t.shape), st_dtype_of(t.dtype)) for name, t in by_name.items()]
+    specs = [TensorSpec(name, tuple(t.shape), st_dtype(t.dtype)) for name, t in by_name.items()]
     shards = shard_layout(specs, max_shard_bytes)
     ordered = ((s.name, by_name[s.name]) for shard in shards for s in shard)
     return write_streamed_checkpoint(out_dir, shards, ordered, config=config, metadata=metadata,

@@ -21,3 +21,20 @@ def frame_table(frame: pd.DataFrame, title: str | None = None, mean: bool = True
             cells.append(f"{row.mean():.{digits}f}")
         table.add_row(str(name), *cells)
     return table
+
+
+def comparison_table(result) -> Table:
+    """Dev and held-out test means of every comparison row of a RunResult, against the best expert."""
+    rows = result.comparison
+    table = Table(title="held-out comparison (test split)")
+    for col in ("name", "kind", "dev mean", "test mean", "vs best expert"):
+        table.add_column(col, justify="left" if col in ("name", "kind") else "right")
+    best_test = max(r.test_mean for r in rows)
+    experts = [r.test_mean for r in rows if r.kind == "expert"]
+    ref = max(experts) if experts else None
+    for r in rows:
+        mean = f"{r.test_mean:.4f}"
+        delta = "" if ref is None else f"{r.test_mean - ref:+.4f}"
+        table.add_row(r.name, r.kind, f"{r.dev_mean:.4f}",
+                      f"[bold green]{mean}[/]" if r.test_mean == best_test else mean, delta)
+    return table

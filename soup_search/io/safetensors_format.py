@@ -6,7 +6,7 @@ file's header is written before its data and every tensor's bytes go straight to
 nothing the size of a shard is held in memory. :func:`write_streamed_checkpoint` writes one
 ``model.safetensors`` or ``model-0000i-of-0000N.safetensors`` shards plus
 ``model.safetensors.index.json``, with config.json and any extra files, atomically.
-Both :func:`soup_search.checkpoint.write_checkpoint` (tensors in memory) and
+Both :func:`soup_search.io.checkpoint.write_checkpoint` (tensors in memory) and
 :func:`soup_search.merge.stream.merge_to_disk` (tensors merged chunk by chunk) use it.
 """
 
@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from soup_search.atomic import atomic_dir
 from soup_search.errors import MergeError
+from soup_search.io.atomic import atomic_dir
+from soup_search.io.dtypes import DTYPE_BYTES, st_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -29,24 +30,10 @@ SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 CONFIG_FILE = "config.json"
 DEFAULT_SHARD_BYTES = 5 * 2**30
-# bytes per element of each safetensors dtype; sub-byte dtypes (F4, F6_*) are not size-checked
-DTYPE_BYTES = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
-    "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
-    "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8, "C64": 8,
-}
 # the order of dtypes within a file written by safetensors 0.8 itself (checked with save_file)
 _FILE_ORDER = {st: i for i, st in enumerate((
     "U64", "I64", "F64", "F32", "U32", "I32", "BF16", "F16", "U16", "I16",
     "F8_E4M3", "F8_E5M2", "I8", "U8", "BOOL"))}
-_DTYPES = {  # safetensors dtype string -> torch dtype attribute name
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32",
-    "I16": "int16", "I8": "int8", "U8": "uint8", "U16": "uint16", "U32": "uint32",
-    "U64": "uint64", "BOOL": "bool",
-}
-
-
 @dataclass(frozen=True)
 class TensorSpec:
     """An output tensor known before its data: name, shape, safetensors dtype string."""
@@ -160,7 +147,7 @@ def _write_file(path: Path, shard: Sequence[TensorSpec], stream: Iterator, metad
                 raise ValueError(f"tensor {name!r}: shape {tuple(data.shape)}, expected {spec.shape}")
             written = 0
             for part in (data,) if whole else data:
-                if st_dtype_of(part.dtype) != spec.dtype:
+                if st_dtype(part.dtype) != spec.dtype:
                     raise ValueError(f"tensor {name!r}: dtype {part.dtype}, expected {spec.dtype}")
                 fh.write(part.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
                 written += part.numel() * part.element_size()
@@ -168,23 +155,3 @@ def _write_file(path: Path, shard: Sequence[TensorSpec], stream: Iterator, metad
                 raise ValueError(f"tensor {name!r}: {written} bytes given, expected {spec.nbytes}")
         if fh.tell() != 8 + len(raw) + offset:
             raise OSError(f"{path}: wrote {fh.tell()} bytes, expected {8 + len(raw) + offset}")
-
-
-def torch_dtype_of(st: str) -> torch.dtype:
-    """The torch dtype of a safetensors dtype string ("F32", "BF16", ...)."""
-    import torch
-
-    if st not in _DTYPES:
-        raise MergeError(f"dtype {st} is not supported by soup-search merges; convert the checkpoint "
-                         "to float32, bfloat16 or float16")
-    return getattr(torch, _DTYPES[st])
-
-
-def st_dtype_of(dtype: torch.dtype) -> str:
-    """The safetensors dtype string of a torch dtype."""
-    name = str(dtype).removeprefix("torch.")
-    for st, torch_name in _DTYPES.items():
-        if torch_name == name:
-            return st
-    raise MergeError(f"dtype {name} cannot be written to safetensors by soup-search; "
-                     "pick float32, bfloat16 or float16")

@@ -28,7 +28,7 @@ class ObjectiveSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self):
-        from objectives import get_objective
+        from soup_search.objectives import get_objective
 
         return get_objective(self.name, **dict(self.params))
 

@@ -1,6 +1,6 @@
 """Tiny real Llama checkpoints for tests (2 layers, 32 wide), written with safetensors.
 
-Use these instead of mocking tensors: every test that needs a candidate pool builds one.
+Use these instead of mocking tensors: every test that needs a candidate set builds one.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def make_checkpoint(
     return path
 
 
-def make_pool(root: str | Path, n: int = 3, **kwargs) -> list[Path]:
+def make_candidates(root: str | Path, n: int = 3, **kwargs) -> list[Path]:
     """``n`` compatible tiny checkpoints ``root/m0 .. root/m{n-1}`` with different seeds."""
     root = Path(root)
     return [make_checkpoint(root / f"m{i}", seed=i, **kwargs) for i in range(n)]

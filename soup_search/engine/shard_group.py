@@ -1,7 +1,7 @@
-"""Shards of a candidate pool held by Ray actors; every trial merges in parallel, in memory.
+"""Shards of a candidate set held by Ray actors; every trial merges in parallel, in memory.
 
-:class:`ShardedPool` partitions the pool's tensors by bytes, starts one
-:class:`~soup_search.shards.Shard` actor per part in a placement group, and merges a
+:class:`ShardGroup` partitions the candidate set's tensors by bytes, starts one
+:class:`~soup_search.engine.shard.Shard` actor per part in a placement group, and merges a
 recipe on all of them at once. Results stay in the object store as one
 ``{name: ndarray}`` per shard (read zero-copy by whoever scores them); an LRU keyed by
 the recipe fingerprint hands back the same refs for a recipe merged again.
@@ -14,9 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import ray
+import torch
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from soup_search.candidates import CandidateSet, load_candidates
+from soup_search.engine.shard import Shard, partition_by_bytes
 from soup_search.errors import MergeError
-from soup_search.shards import Shard, partition_by_bytes, to_torch, torch_dtype
+from soup_search.io.checkpoint import TOKENIZER_FILES, write_checkpoint
+from soup_search.io.dtypes import array_to_torch, torch_dtype
+from soup_search.merge import output_dtype
 
 #: actor restarts / task retries after a crash (the actor reloads its shard on restart)
 MAX_RESTARTS = 3
@@ -38,8 +45,6 @@ class _ShardActorImpl(Shard):
 
 def pick_device(use_gpu: bool) -> str:
     """The one place a shard's device is chosen: the actor's (Ray-assigned) GPU, else the CPU."""
-    import torch
-
     return "cuda:0" if use_gpu and torch.cuda.is_available() else "cpu"
 
 
@@ -47,26 +52,23 @@ def pick_device(use_gpu: bool) -> str:
 ShardActor = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)(_ShardActorImpl)
 
 
-class ShardedPool:
-    """A candidate pool split over ``n_shards`` Ray actors that merge recipes in memory.
+class ShardGroup:
+    """A candidate set split over ``n_shards`` Ray actors that merge recipes in memory.
 
-    ``pool_or_candidates``: a ``Pool`` from :func:`soup_search.candidates.load_pool`, or the
+    ``candidates``: a ``CandidateSet`` from :func:`soup_search.candidates.load_candidates`, or the
     specs to give it. ``placement``: ``"PACK"`` (one node if it fits) or ``"SPREAD"``
     (shards on different nodes). ``use_gpu=None`` uses GPUs when the cluster has any.
     ``num_cpus`` per actor is fractional so shards and scorers share the cores;
     ``num_threads`` is the torch threads per actor (default: 1).
     """
 
-    def __init__(self, pool_or_candidates, n_shards: int = 2, placement: str = "PACK",
+    def __init__(self, candidates, n_shards: int = 2, placement: str = "PACK",
                  use_gpu: bool | None = None, cache_size: int = 8, num_cpus: float = 0.25,
                  num_threads: int | None = 1, timeout_s: float = 120.0):
-        from ray.util.placement_group import placement_group, remove_placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
         if placement not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
             raise MergeError(f"placement {placement!r} is unknown; use PACK or SPREAD")
-        self.pool = _as_pool(pool_or_candidates)
-        self.parts = partition_by_bytes(self.pool.tensor_infos, n_shards)
+        self.candidates = _as_candidate_set(candidates)
+        self.parts = partition_by_bytes(self.candidates.tensor_infos, n_shards)
         gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
         self.use_gpu = bool(gpus) if use_gpu is None else bool(use_gpu)
         if self.use_gpu and not gpus:
@@ -81,7 +83,7 @@ class ShardedPool:
             remove_placement_group(self._pg)
             raise MergeError(f"could not place {n_shards} shard actors with {bundle} each within "
                              f"{timeout_s:.0f}s ({type(exc).__name__}); free resources or use fewer shards") from None
-        cands = [(c.name, str(c.path)) for c in self.pool.candidates]
+        cands = [(c.name, str(c.path)) for c in self.candidates.members]
         self.actors = [
             ShardActor.options(
                 num_cpus=num_cpus, num_gpus=num_gpus,
@@ -104,10 +106,10 @@ class ShardedPool:
 
         A recipe whose fingerprint is in the LRU is not merged again: the same refs come back.
         """
-        unknown = [k for k in recipe.model_keys if k not in self.pool.names]
+        unknown = [k for k in recipe.model_keys if k not in self.candidates.names]
         if unknown:
-            raise MergeError(f"recipe uses models {unknown} that are not in the pool "
-                             f"{list(self.pool.names)}; use candidate names as model keys")
+            raise MergeError(f"recipe uses models {unknown} that are not in the candidate set "
+                             f"{list(self.candidates.names)}; use candidate names as model keys")
         key = recipe.fingerprint() if cache and self.cache_size > 0 else None
         if key is not None and key in self._cache:
             self._cache.move_to_end(key)
@@ -121,8 +123,6 @@ class ShardedPool:
 
     def merged_state_dict(self, recipe, cache: bool = True) -> dict:
         """The merged weights as ``{name: torch.Tensor}`` (zero-copy views of the object store)."""
-        from soup_search.merge import output_dtype
-
         try:
             parts = ray.get(self.merge(recipe, cache=cache))
         except ray.exceptions.RayError:
@@ -131,19 +131,17 @@ class ShardedPool:
         out = {}
         for part in parts:
             for name, array in part.items():
-                dtype = output_dtype(recipe, torch_dtype(self.pool.tensor_infos[name].dtype))
-                out[name] = to_torch(array, dtype)
-        return {name: out[name] for name in self.pool.tensor_infos}  # the pool's tensor order
+                dtype = output_dtype(recipe, torch_dtype(self.candidates.tensor_infos[name].dtype))
+                out[name] = array_to_torch(array, dtype)
+        return {name: out[name] for name in self.candidates.tensor_infos}  # the candidate set's tensor order
 
     def merge_to_checkpoint(self, recipe, out_dir: str | Path, config=None,
                             tokenizer_src: str | Path | None = None) -> Path:
         """Write the merged model as a checkpoint (safetensors, config, tokenizer files) to ``out_dir``."""
-        from soup_search.checkpoint import TOKENIZER_FILES, write_checkpoint
-
         state = self.merged_state_dict(recipe)
-        src = Path(tokenizer_src) if tokenizer_src is not None else self.pool.tokenizer_dir
+        src = Path(tokenizer_src) if tokenizer_src is not None else self.candidates.tokenizer_dir
         extra = {f: (src / f).read_bytes() for f in TOKENIZER_FILES if src and (src / f).is_file()}
-        return write_checkpoint(out_dir, state.items(), config=config if config is not None else self.pool.config,
+        return write_checkpoint(out_dir, state.items(), config=config if config is not None else self.candidates.config,
                                 metadata={"soup_search_recipe": recipe.fingerprint()}, extra_files=extra)
 
     # ---------------------------------------------------------------- introspection / lifetime
@@ -158,32 +156,32 @@ class ShardedPool:
         """Drop ``recipe`` from the cache (e.g. after its refs failed)."""
         self._cache.pop(recipe.fingerprint(), None)
 
-    def clear_cache(self) -> None:
-        self._cache.clear()
-
     def close(self) -> None:
         """Kill the actors and remove the placement group (idempotent)."""
         self._cache.clear()
         for a in getattr(self, "actors", []):
             ray.kill(a, no_restart=True)
         self.actors = []
-        if getattr(self, "_pg", None) is not None:
+        if getattr(self, "_pg", None) is not None and self._remove_pg is not None:
             self._remove_pg(self._pg)
             self._pg = None
 
-    def __enter__(self) -> ShardedPool:
+    def __getstate__(self) -> dict:
+        """A trial process gets the actors and candidates, with an empty recipe cache of its own;
+        only the process that built the group may close it."""
+        return {**self.__dict__, "_cache": OrderedDict(), "_pg": None, "_remove_pg": None}
+
+    def __enter__(self) -> ShardGroup:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def _as_pool(pool_or_candidates):
-    if hasattr(pool_or_candidates, "tensor_infos") and hasattr(pool_or_candidates, "candidates"):
-        return pool_or_candidates
-    from soup_search.candidates import load_pool
-
-    specs = pool_or_candidates
+def _as_candidate_set(candidates):
+    if isinstance(candidates, CandidateSet):
+        return candidates
+    specs = candidates
     if isinstance(specs, (str, Path)):
         specs = [specs]
-    return load_pool(list(specs) if isinstance(specs, Sequence) else specs)
+    return load_candidates(list(specs) if isinstance(specs, Sequence) else specs)

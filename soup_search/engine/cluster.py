@@ -1,0 +1,91 @@
+"""Connecting to Ray and sizing what runs on it.
+
+No address means a private local instance (``address="local"``): a Ray cluster already
+running on the machine, or ``RAY_ADDRESS`` in the environment, is never joined by accident.
+An address that nobody answers is refused within seconds, naming the address.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from urllib.parse import urlsplit
+
+import ray
+
+from soup_search.config import RunConfig
+from soup_search.errors import ConfigError
+
+#: CPUs each Ray Tune trial reserves (it only dispatches to actors and waits)
+TRIAL_CPUS = 0.01
+#: seconds to wait for a TCP answer from a cluster address before refusing it
+CONNECT_TIMEOUT_S = 5.0
+
+
+def cpus_needed(cfg: RunConfig) -> float:
+    """Logical CPUs the actors and the concurrent trials (one per scorer, plus one waiting) reserve."""
+    r = cfg.resources
+    return r.shards * r.shard_cpus + r.scorers * r.scorer_cpus + (r.scorers + 1) * TRIAL_CPUS
+
+
+def check_reachable(address: str) -> None:
+    """Refuse an address (``host:port`` or ``ray://host:port``) where nothing listens."""
+    if address in ("auto", "local"):
+        return
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise ConfigError("resources", [f"'resources.address' {address!r} is not host:port or ray://host:port; "
+                                        "give the Ray head's address, or leave it out for a local instance"])
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise ConfigError("resources", [
+            f"no Ray cluster answers at {address} ({exc.strerror or type(exc).__name__}); start the head "
+            "(ray start --head) or fix resources.address, or leave it out for a local instance"]) from None
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True):
+    """``ray.init`` once: join ``address`` or start a private local instance with ``num_cpus``.
+
+    A local start that times out (a loaded machine) is tried once more, then refused in one line.
+    """
+    if ray.is_initialized():
+        return ray
+    env = {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+    if os.environ.get("SOUP_SEARCH_CACHE_DIR"):
+        env["SOUP_SEARCH_CACHE_DIR"] = os.environ["SOUP_SEARCH_CACHE_DIR"]
+    kwargs = dict(include_dashboard=False, log_to_driver=not quiet, runtime_env={"env_vars": env},
+                  logging_level=logging.ERROR if quiet else logging.INFO)
+    if address:
+        check_reachable(address)
+        ray.init(address=address, **kwargs)
+        return ray
+    for attempt in (1, 2):
+        try:
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
+            return ray
+        except Exception as exc:  # Ray raises plain Exception for a node that timed out starting
+            if "timed out" not in str(exc).lower():
+                raise
+            ray.shutdown()
+            if attempt == 2:
+                raise ConfigError("resources", [
+                    "the local Ray instance did not start in time twice (the machine is loaded); "
+                    "retry when it is quieter, or start one with ray start --head and set resources.address"]) from None
+    return ray
+
+
+def check_capacity(need: float, remote: bool) -> None:
+    """Refuse a cluster too small for the actors and trials (Ray would wait forever)."""
+    have = ray.cluster_resources().get("CPU", 0.0)
+    if need > have + 1e-9:
+        where = "the Ray cluster" if remote else "the local Ray instance (resources.num_cpus)"
+        raise ConfigError("resources", [
+            f"shards, scorers and trials need {need:g} CPUs but {where} has {have:g}; "
+            "lower resources.shard_cpus / scorer_cpus / scorers, or add CPUs"])

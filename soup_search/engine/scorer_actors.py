@@ -1,0 +1,57 @@
+"""Scorer actors: long-lived Ray actors that each hold one built model.
+
+:class:`~soup_search.scoring.worker.ScorerWorker` is the plain class; :class:`ScorerActors`
+wraps it with ``ray.remote`` at the edge, with fractional CPUs, a GPU where asked, and
+Ray's restart and retry settings so that a crashed scorer is rebuilt and its call retried.
+Trials share the actors through a free-list queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import ray
+from ray.util.queue import Queue
+
+from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult
+from soup_search.scoring.worker import ScorerWorker
+
+
+class ScorerActors:
+    """``n`` scorer actors on the local cluster, with a free-list queue shared by trials."""
+
+    def __init__(self, template: str | Path, n: int = 2, backend: str = "hf", num_cpus: float = 0.5,
+                 num_gpus: float = 0.0, batch_size: int = 256, max_restarts: int = 3):
+        threads = max(1, int(num_cpus)) if num_cpus else 1
+        actor_cls = ray.remote(ScorerWorker).options(
+            num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts, max_task_retries=max_restarts,
+        )
+        self.actors = [actor_cls.remote(str(template), backend, batch_size, threads) for _ in range(n)]
+        self.free = Queue(maxsize=n, actor_options={"num_cpus": 0})
+        for actor in self.actors:
+            self.free.put(actor)
+
+    def close(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)
+        self.free.shutdown()
+
+    def __enter__(self) -> "ScorerActors":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def score_with_free_scorer(free, parts: Sequence, spec: ObjectiveSpec, split: str,
+                           categories: Sequence[str] | None = None, held_out: bool = False) -> ScoreResult:
+    """Take a scorer from the free list, score on it, and give it back (used by trials).
+
+    ``parts`` (ObjectRefs of the shard results) go as top-level arguments, so Ray resolves
+    them in the scorer's process, zero-copy from the object store."""
+    actor = free.get(block=True)
+    try:
+        return ray.get(actor.score_parts.remote(spec, split, categories, held_out, *parts))
+    finally:
+        free.put(actor)

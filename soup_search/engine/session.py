@@ -1,0 +1,76 @@
+"""The long-lived parts of a run: Ray, the shard group, the scorer actors and the run store.
+
+Started once per command and shared by every evaluation (category scores, trials, final
+held-out evaluation); checkpoints are loaded into the shard actors once and never again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from soup_search.candidates import CandidateSet
+from soup_search.config import RunConfig, objective_params
+from soup_search.engine.cluster import check_capacity, cpus_needed, start_ray
+from soup_search.engine.run_store import RunStore
+from soup_search.engine.scorer_actors import ScorerActors
+from soup_search.engine.shard_group import ShardGroup
+from soup_search.io.paths import cache_dir
+from soup_search.scoring.protocol import ObjectiveSpec
+
+
+def objective_spec(cfg: RunConfig) -> ObjectiveSpec:
+    return ObjectiveSpec(cfg.objective.name, objective_params(cfg.objective.params, cfg.resolve))
+
+
+class Session:
+    def __init__(self, cfg: RunConfig, candidates: CandidateSet, state_dir: str | Path,
+                 score_cache: str | Path | None = None):
+        res = cfg.resources
+        self.cfg, self.candidates = cfg, candidates
+        self.spec = objective_spec(cfg)
+        self.candidate_fps = candidates.fingerprints()
+        need = cpus_needed(cfg)
+        start_ray(res.address, res.num_cpus or max(os.cpu_count() or 1, math.ceil(need)))
+        check_capacity(need, res.address is not None)
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.store = ray.remote(RunStore).options(num_cpus=0, scheduling_strategy=here).remote(
+            str(Path(state_dir) / "run.sqlite"), str(score_cache or cache_dir("scores") / "scores.sqlite"))
+        placement = "SPREAD" if res.address else "PACK"
+        self.shards = ShardGroup(candidates, n_shards=min(res.shards, len(candidates.tensor_infos)),
+                                 num_cpus=res.shard_cpus, placement=placement, use_gpu=res.use_gpu)
+        try:
+            num_gpus = 1.0 if (res.use_gpu or (res.use_gpu is None and self.shards.use_gpu)) else 0.0
+            self.scorers = ScorerActors(candidates.paths[0], n=res.scorers, backend=res.backend,
+                                        num_cpus=res.scorer_cpus, num_gpus=num_gpus, batch_size=res.batch_size)
+        except BaseException:
+            self.shards.close()
+            raise
+
+    def evaluations(self, stage: str | None = None) -> list[dict]:
+        """The run log's evaluations (of one stage), oldest first."""
+        return ray.get(self.store.evaluations.remote(stage))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.scorers.close()
+        with contextlib.suppress(Exception):
+            self.shards.close()
+        with contextlib.suppress(Exception):
+            ray.kill(self.store)
+
+
+@contextlib.contextmanager
+def open_session(cfg: RunConfig, candidates: CandidateSet, state_dir: str | Path,
+                 score_cache: str | Path | None = None) -> Iterator[Session]:
+    session = Session(cfg, candidates, state_dir, score_cache)
+    try:
+        yield session
+    finally:
+        session.close()

@@ -1,0 +1,154 @@
+"""Stage 7: the held-out evaluation, the only place the test split is ever scored.
+
+The best soup of the search is scored beside the experts, the uniform soups and the grid's
+best, on dev (cached from the search) and on the held-out test split. The result is one
+frozen :class:`RunResult` that the writers of :mod:`soup_search.pipeline.outputs` take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from soup_search.analysis.soce import Analysis
+from soup_search.config import RunConfig
+from soup_search.engine.session import Session
+from soup_search.errors import SoupSearchError
+from soup_search.merge import MergeRecipe
+from soup_search.pipeline.progress import SILENT, Progress
+from soup_search.search.space import SearchSpace
+from soup_search.search.trial import TrialContext, evaluate_recipe, objective_value, soup_recipe
+
+KINDS = ("soup", "expert", "uniform_all", "uniform_experts", "grid_best")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One evaluated trial, as the trial log holds it."""
+
+    number: int
+    stage: str
+    params: Mapping[str, Any]
+    weights: Mapping[str, Mapping[str, float]]
+    dev_mean: float
+    dev_per_category: Mapping[str, float]
+
+    def to_json(self) -> dict:
+        return {"number": self.number, "stage": self.stage, "params": dict(self.params),
+                "weights": {m: dict(w) for m, w in self.weights.items()}, "dev_mean": self.dev_mean,
+                "dev_per_category": dict(self.dev_per_category)}
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One soup of the held-out comparison, scored on dev and test."""
+
+    name: str
+    kind: str
+    recipe: Mapping[str, Any]
+    weights: Mapping[str, Mapping[str, float]]
+    dev_mean: float
+    dev_per_category: Mapping[str, float]
+    test_mean: float
+    test_per_category: Mapping[str, float]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "recipe": dict(self.recipe),
+                "weights": {m: dict(w) for m, w in self.weights.items()}, "dev_mean": self.dev_mean,
+                "test_mean": self.test_mean, "dev_per_category": dict(self.dev_per_category),
+                "test_per_category": dict(self.test_per_category)}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything a finished run found; the writers read only this."""
+
+    config: RunConfig
+    analysis: Analysis
+    scores: pd.DataFrame
+    trials: tuple[TrialRecord, ...]
+    best: TrialRecord
+    comparison: tuple[ComparisonRow, ...]  # the best soup first
+    candidate_paths: Mapping[str, Path]
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def best_row(self) -> ComparisonRow:
+        return self.comparison[0]
+
+    def best_recipe(self) -> MergeRecipe:
+        return MergeRecipe.model_validate(self.best_row.recipe)
+
+    def to_json(self) -> dict:
+        row = self.best_row
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "analysis": self.analysis.to_json(),
+            "trials": [t.to_json() for t in self.trials],
+            "best": {"trial": self.best.number, "params": dict(self.best.params), "recipe": dict(row.recipe),
+                     "weights": row.to_json()["weights"], "dev_mean": row.dev_mean, "test_mean": row.test_mean,
+                     "test_per_category": dict(row.test_per_category)},
+            "comparison": [r.to_json() for r in self.comparison],
+            "timings": dict(self.timings),
+        }
+
+
+def trial_records(evaluations: Sequence[Mapping]) -> tuple[TrialRecord, ...]:
+    """The trial log's rows as records, numbered per stage in the order they finished."""
+    counts: dict[str, int] = {}
+    out = []
+    for e in evaluations:
+        n = counts.get(e["stage"], 0)
+        counts[e["stage"]] = n + 1
+        out.append(TrialRecord(number=n, stage=e["stage"], params=e["params"], weights=e["weights"],
+                               dev_mean=float(e["value"]), dev_per_category=e["per_category"]))
+    return tuple(out)
+
+
+def best_trial(trials: Sequence[TrialRecord]) -> TrialRecord:
+    """The highest dev value; ties go to the earliest trial."""
+    if not trials:
+        raise SoupSearchError("the search completed no trial; check the scorer logs and raise search.n_trials")
+    return max(trials, key=lambda t: (t.dev_mean, -t.number))
+
+
+def comparison_specs(candidate_names: Sequence[str], space: SearchSpace, analysis: Analysis,
+                     best: TrialRecord, grid_best: TrialRecord | None) -> list[tuple[str, str, dict]]:
+    """(name, kind, soup weights) of every row of the comparison, the best soup first."""
+    specs = [("best soup", "soup", space.soup(best.params))]
+    for name in dict.fromkeys(analysis.experts.values()):
+        specs.append((name, "expert", {"all": {name: 1.0}}))
+    uniform = {n: 1.0 / len(candidate_names) for n in candidate_names}
+    specs.append(("uniform_all", "uniform_all", {"all": uniform}))
+    k = len(space.groups)
+    specs.append(("uniform_experts", "uniform_experts", space.soup(space.params_for([1.0 / k] * k))))
+    if grid_best is not None:
+        specs.append(("grid best", "grid_best", space.soup(grid_best.params)))
+    return specs
+
+
+def evaluate_comparison(session: Session, specs: Sequence[tuple[str, str, dict]],
+                        progress: Progress = SILENT) -> tuple[ComparisonRow, ...]:
+    """Score every comparison row on dev (cached) and on the held-out test split."""
+    ctx = TrialContext.of(session, stage="final")
+
+    def one(item, advance) -> ComparisonRow:
+        name, kind, weights = item
+        recipe = soup_recipe(weights)
+        dev, _, _ = evaluate_recipe(recipe, ctx, "dev")
+        test, _, _ = evaluate_recipe(recipe, ctx, "test", held_out=True)
+        advance({})
+        return ComparisonRow(name=name, kind=kind, recipe=recipe.model_dump(mode="json"), weights=weights,
+                             dev_mean=objective_value(session.spec, dev.per_category),
+                             dev_per_category=dev.per_category,
+                             test_mean=objective_value(session.spec, test.per_category),
+                             test_per_category=test.per_category)
+
+    with progress.task("held-out evaluation", len(specs)) as advance, \
+            ThreadPoolExecutor(max_workers=max(1, len(session.scorers.actors))) as executor:
+        return tuple(executor.map(lambda item: one(item, advance), specs))

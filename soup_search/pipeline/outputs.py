@@ -1,0 +1,80 @@
+"""Stage 8: the run's files, written from one :class:`~soup_search.pipeline.final_eval.RunResult`.
+
+Pure writers (no Ray): results.json, trials.csv, report.md, soup.yaml, scores.csv and the
+plots. The merged ``best/`` checkpoint needs the shard group and is written by the run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from soup_search.io.atomic import atomic_dir, atomic_file
+from soup_search.merge import MergeRecipe
+from soup_search.pipeline.final_eval import RunResult
+from soup_search.pipeline.plots import plot_comparison, plot_history, plot_weights
+
+FILES = ("results.json", "trials.csv", "soup.yaml", "report.md", "scores.csv", "plots/")
+
+
+def trials_frame(result: RunResult) -> pd.DataFrame:
+    """One row per trial: stage, dev objective, soup weights, params and per-category dev scores."""
+    return pd.DataFrame([{"number": t.number, "stage": t.stage, "dev_mean": t.dev_mean,
+                          **{f"w[{m}]": w for m, w in t.weights.get("all", {}).items()},
+                          **{f"p[{k}]": v for k, v in t.params.items()},
+                          **{f"dev[{c}]": v for c, v in t.dev_per_category.items()}}
+                         for t in result.trials])
+
+
+def mergekit_yaml(result: RunResult) -> str:
+    """The best soup's recipe with candidate names replaced by their checkpoint paths, as mergekit YAML."""
+    data = dict(result.best_row.recipe)
+    data["models"] = [{**entry, "model": str(result.candidate_paths[entry["model"]])} for entry in data["models"]]
+    if data.get("base_model"):
+        data["base_model"] = str(result.candidate_paths[data["base_model"]])
+    return MergeRecipe.model_validate(data).to_yaml()
+
+
+def report_markdown(result: RunResult) -> str:
+    cfg, analysis = result.config, result.analysis
+    cats = list(result.best_row.test_per_category)
+    lines = [f"# soup-search report: {cfg.name}", "",
+             f"Objective `{cfg.objective.name}`; sampler `{cfg.search.sampler}`, {cfg.search.n_trials} trials; "
+             f"analysis `{analysis.grouping}` at τ = {analysis.tau:g} ({analysis.method}).", "",
+             "## Experts", "", "| group | expert | alternates |", "|---|---|---|"]
+    for g, e in analysis.experts.items():
+        lines.append(f"| {g} | {e} | {', '.join(analysis.alternates.get(g, []))} |")
+    lines += ["", "## Held-out comparison (test split)", "",
+              "| name | kind | dev mean | test mean | " + " | ".join(cats) + " |",
+              "|---|---|---|---|" + "---|" * len(cats)]
+    for r in result.comparison:
+        lines.append(f"| {r.name} | {r.kind} | {r.dev_mean:.4f} | {r.test_mean:.4f} | "
+                     + " | ".join(f"{r.test_per_category.get(c, float('nan')):.3f}" for c in cats) + " |")
+    lines += ["", "## Best soup", "", f"Trial {result.best.number}; weights:", "", "```json",
+              json.dumps(result.best_row.to_json()["weights"], indent=2), "```", "", "## Timings (s)", "",
+              "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in result.timings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: RunResult, out: Path) -> None:
+    """Write every file of :data:`FILES` into ``out``, each atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out / "results.json") as fh:
+        json.dump(result.to_json(), fh, indent=2)
+    with atomic_file(out / "trials.csv") as fh:
+        trials_frame(result).to_csv(fh, index=False, float_format="%.6g")
+    with atomic_file(out / "soup.yaml") as fh:
+        fh.write(mergekit_yaml(result))
+    with atomic_file(out / "report.md") as fh:
+        fh.write(report_markdown(result))
+    with atomic_file(out / "scores.csv") as fh:
+        result.scores.to_csv(fh, float_format="%.6g")
+    trials = [t.to_json() for t in result.trials]
+    rows = [r.to_json() for r in result.comparison]
+    with atomic_dir(out / "plots") as tmp:
+        plot_history(trials, tmp / "optimization_history.png")
+        plot_weights(trials, tmp / "weights_vs_dev.png")
+        plot_comparison(rows, list(result.analysis.categories), tmp / "comparison.png")

@@ -1,0 +1,167 @@
+"""``soup-search run``: the SoCE recipe, top to bottom.
+
+config → candidates → category scores → analysis → search space → trials → held-out
+evaluation → outputs. The run folder keeps its state under ``state/`` (the Optuna study,
+the trial log, Ray Tune's files) so that the same command, started again after a crash or
+a SIGKILL, continues the same study. The state is marked with the config only when the
+first trial starts, so a run that fails before that never blocks the corrected one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from soup_search.analysis.informative import informative_categories
+from soup_search.analysis.soce import Analysis, analyze
+from soup_search.config import RunConfig
+from soup_search.engine.session import Session, open_session
+from soup_search.errors import ConfigError
+from soup_search.merge import MergeRecipe
+from soup_search.pipeline.candidate_set import load_config_candidates
+from soup_search.pipeline.category_scores import leaderboard_frame, score_candidates, write_scores
+from soup_search.pipeline.final_eval import (
+    RunResult, best_trial, comparison_specs, evaluate_comparison, trial_records,
+)
+from soup_search.pipeline.outputs import write_outputs
+from soup_search.pipeline.progress import SILENT, Progress
+from soup_search.search.baselines import baseline_points
+from soup_search.search.grid import simplex_grid
+from soup_search.search.space import SearchSpace
+from soup_search.search.trial import TrialContext
+from soup_search.search.tuner import run_study
+
+STATE = "state"
+MARKER = "config.json"
+
+
+@dataclass
+class Stages:
+    """Wall seconds per stage, in order."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    _t: float = field(default_factory=time.perf_counter)
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._t, 3)
+        self._t = now
+
+    def total(self) -> dict[str, float]:
+        return {**self.seconds, "total": round(sum(self.seconds.values()), 3)}
+
+
+def config_fingerprint(cfg: RunConfig) -> str:
+    data = cfg.model_dump(mode="json", exclude={"root", "resources"})
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepare_state(cfg: RunConfig, out: Path, resume: bool, fresh: bool) -> Path:
+    """The state folder: new, or the one of an earlier run of the same config (to continue)."""
+    state = out / STATE
+    marker = state / MARKER
+    if fresh and state.exists():
+        shutil.rmtree(state)
+    if marker.is_file():
+        stored = json.loads(marker.read_text())
+        if stored.get("fingerprint") != config_fingerprint(cfg):
+            raise ConfigError(str(out), [
+                "this run folder holds a study of a different config; pass --fresh to start over "
+                "or --out to use another folder"])
+    elif resume:
+        raise ConfigError(str(out), [f"nothing to resume: no earlier search in {out}; drop --resume"])
+    state.mkdir(parents=True, exist_ok=True)
+    return state
+
+
+def mark_state(cfg: RunConfig, state: Path) -> None:
+    """Bind the state folder to this config (done once the search is about to start)."""
+    marker = state / MARKER
+    if not marker.is_file():
+        marker.write_text(json.dumps({"fingerprint": config_fingerprint(cfg),
+                                      "config": cfg.model_dump(mode="json")}, indent=2))
+
+
+def storage_url(cfg: RunConfig, state: Path) -> str:
+    return cfg.search.storage or f"sqlite:///{(state / 'optuna.sqlite').resolve()}"
+
+
+def study_name(cfg: RunConfig) -> str:
+    return cfg.search.study_name or f"{cfg.name}-{config_fingerprint(cfg)}"
+
+
+def profile_and_analyze(cfg: RunConfig, session: Session, state: Path,
+                        progress: Progress = SILENT) -> tuple[pd.DataFrame, Analysis, SearchSpace]:
+    """The category table (profiled on dev, or a leaderboard), the SoCE analysis and the search space."""
+    frame = leaderboard_frame(cfg) if cfg.scores is not None else score_candidates(session, progress=progress).frame()
+    write_scores(frame, state / "scores.csv")
+    a = cfg.analysis
+    cats = informative_categories(frame, a.categories)
+    if cats.constant:
+        progress.note(f"[yellow]note:[/] every candidate scores the same on {cats.constant}; "
+                      "left out of the analysis (still part of the objective)")
+    analysis = analyze(frame, categories=cats.kept, candidates=list(session.candidates.names), method=a.method,
+                       tau=a.tau, top_k=a.top_k, grouping=a.grouping)
+    space = SearchSpace.from_analysis(analysis.experts, analysis.alternates, cfg.search.min_weight,
+                                      cfg.search.per_module)
+    return frame, analysis, space
+
+
+def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, progress: Progress = SILENT) -> None:
+    """The study (model-based sampler, or the paper grid), then the grid too when ``search.grid``."""
+    s, concurrency, url, study = cfg.search, cfg.resources.scorers, storage_url(cfg, state), study_name(cfg)
+    grid = simplex_grid(len(space.groups)) if (s.sampler == "grid" or s.grid) else []
+    main_points = baseline_points(space, grid if s.sampler == "grid" else ())
+    n_main = len(main_points) if s.sampler == "grid" else s.n_trials
+    mark_state(cfg, state)
+    with progress.task(f"search ({s.sampler})", n_main) as advance:
+        run_study(TrialContext.of(session, space, "search"), storage_url=url, study_name=study, n_trials=n_main,
+                  sampler=s.sampler, seed=s.seed, points=main_points, concurrency=concurrency,
+                  tune_dir=state / "tune", on_trial=advance)
+    if s.grid and s.sampler != "grid":
+        grid_points = [space.params_for(list(w)) for w in grid]
+        with progress.task("paper grid", len(grid_points)) as advance:
+            run_study(TrialContext.of(session, space, "grid"), storage_url=url, study_name=f"{study}-grid",
+                      n_trials=len(grid_points), sampler="grid", seed=s.seed, points=grid_points,
+                      concurrency=concurrency, tune_dir=state / "tune", on_trial=advance)
+
+
+def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume: bool = False,
+                 fresh: bool = False) -> RunResult:
+    """Run the whole recipe; returns the result also written to ``out``."""
+    stages = Stages()
+    state = prepare_state(cfg, out, resume, fresh)
+    candidates = load_config_candidates(cfg, progress=progress is not SILENT)
+    stages.done("candidates")
+    with open_session(cfg, candidates, state) as session:
+        stages.done("actors")
+        frame, analysis, space = profile_and_analyze(cfg, session, state, progress)
+        stages.done("profile_analyze")
+        search(cfg, session, space, state, progress)
+        stages.done("search")
+
+        trials = trial_records(session.evaluations())
+        searched = [t for t in trials if t.stage == "search"]
+        grid = [t for t in trials if t.stage == "grid"]
+        best = best_trial(searched)
+        grid_best = best_trial(grid) if grid else (best if cfg.search.sampler == "grid" else None)
+        specs = comparison_specs(candidates.names, space, analysis, best, grid_best)
+        comparison = evaluate_comparison(session, specs, progress)
+        stages.done("final_eval")
+
+        out.mkdir(parents=True, exist_ok=True)
+        best_recipe = MergeRecipe.model_validate(comparison[0].recipe)
+        session.shards.merge_to_checkpoint(best_recipe, out / "best", tokenizer_src=candidates.paths[0])
+        stages.done("export")
+    result = RunResult(config=cfg, analysis=analysis, scores=frame, trials=trials, best=best,
+                       comparison=comparison, candidate_paths={c.name: c.path for c in candidates.members},
+                       timings=stages.total())
+    write_outputs(result, out)
+    return result
+

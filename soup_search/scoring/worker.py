@@ -1,0 +1,67 @@
+"""A scorer worker: one built scorer plus the objectives it scores, fed with shard results.
+
+Plain Python (no Ray): :mod:`soup_search.engine.scorer_actors` wraps it as an actor. Weights
+arrive as the shard group's per-shard ``{name: array}`` dicts and are loaded zero-copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from soup_search.errors import SoupSearchError
+from soup_search.io.dtypes import array_to_torch
+from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult, Scorer
+
+BACKENDS = ("hf", "vllm")
+
+
+def make_scorer(backend: str, template: str | Path, batch_size: int = 256, threads: int | None = None) -> Scorer:
+    """The scorer registered as ``backend``: ``hf`` (transformers) or ``vllm``."""
+    if backend == "hf":
+        from soup_search.scoring.hf import HFScorer
+
+        return HFScorer(template, batch_size=batch_size, threads=threads)
+    if backend == "vllm":
+        from soup_search.scoring.vllm import VLLMScorer
+
+        return VLLMScorer(template, batch_size=batch_size)
+    raise SoupSearchError(f"unknown scorer backend {backend!r}; use one of {', '.join(BACKENDS)}")
+
+
+def shard_tensors(parts: Iterable[Mapping[str, np.ndarray]]):
+    """Shard results as ``(name, tensor)`` pairs, zero-copy; uint16 arrays carry bfloat16 bits."""
+    for part in parts:
+        for name, array in part.items():
+            if isinstance(array, torch.Tensor):
+                yield name, array
+            else:
+                yield name, array_to_torch(array, torch.bfloat16 if array.dtype == np.uint16 else None)
+
+
+class ScorerWorker:
+    """One scorer plus a cache of built objectives (each built once per process)."""
+
+    def __init__(self, template: str, backend: str = "hf", batch_size: int = 256, threads: int | None = None):
+        self.scorer = make_scorer(backend, template, batch_size=batch_size, threads=threads)
+        self._objectives: dict[str, object] = {}
+        self.calls = 0
+
+    def objective(self, spec: ObjectiveSpec):
+        key = spec.fingerprint()
+        if key not in self._objectives:
+            self._objectives[key] = spec.build()
+        return self._objectives[key]
+
+    def score_parts(self, spec: ObjectiveSpec, split: str, categories: Sequence[str] | None,
+                    held_out: bool, *parts: Mapping[str, np.ndarray]) -> ScoreResult:
+        """Load the weights of ``parts`` (one dict per shard) and score them on ``split``."""
+        self.scorer.load_weights(shard_tensors(parts))
+        self.calls += 1
+        return self.scorer.score(self.objective(spec), split, categories=categories, held_out=held_out)
+
+    def stats(self) -> dict:
+        return {"calls": self.calls}
