@@ -1,0 +1,103 @@
+"""The writers take one RunResult and need no Ray: every file, checked on a hand-made result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from soup_search.analysis.soce import analyze
+from soup_search.config import parse_config
+from soup_search.merge import MergeRecipe
+from soup_search.pipeline.final_eval import (
+    ComparisonRow, RunResult, TrialRecord, best_trial, comparison_specs, trial_records,
+)
+from soup_search.pipeline.outputs import FILES, mergekit_yaml, report_markdown, trials_frame, write_outputs
+from soup_search.search.space import SearchSpace
+
+SCORES = pd.DataFrame({"add": [0.9, 0.2, 0.4], "sort": [0.1, 0.8, 0.5], "copy": [0.3, 0.4, 0.9]},
+                      index=pd.Index(["a", "b", "c"], name="model"))
+
+
+def row(name, kind, weights, dev, test):
+    recipe = MergeRecipe.soup({m: w for m, w in weights["all"].items() if w > 0}).model_dump(mode="json")
+    return ComparisonRow(name, kind, recipe, weights, dev, {"add": dev, "sort": dev, "copy": dev},
+                         test, {"add": test, "sort": test - 0.1, "copy": test + 0.1})
+
+
+@pytest.fixture
+def result(tmp_path):
+    cfg = parse_config({"name": "unit", "candidates": {"zoo": "tiny"}}, root=tmp_path)
+    analysis = analyze(SCORES, tau=0.99)
+    log = [{"stage": "search", "params": {"w.add": 1.0, "w.sort": 0.5}, "weights": {"all": {"a": 0.6, "b": 0.4}},
+            "value": 0.61, "per_category": {"add": 0.7, "sort": 0.5, "copy": 0.6}},
+           {"stage": "search", "params": {"w.add": 0.2, "w.sort": 1.0}, "weights": {"all": {"a": 0.2, "b": 0.8}},
+            "value": 0.64, "per_category": {"add": 0.5, "sort": 0.8, "copy": 0.6}},
+           {"stage": "grid", "params": {"w.add": 0.5, "w.sort": 0.5}, "weights": {"all": {"a": 0.5, "b": 0.5}},
+            "value": 0.64, "per_category": {"add": 0.6, "sort": 0.7, "copy": 0.6}}]
+    trials = trial_records(log)
+    comparison = (row("best soup", "soup", {"all": {"a": 0.2, "b": 0.8}}, 0.64, 0.66),
+                  row("a", "expert", {"all": {"a": 1.0}}, 0.5, 0.52),
+                  row("uniform_all", "uniform_all", {"all": {"a": 0.5, "b": 0.5}}, 0.6, 0.61))
+    return RunResult(config=cfg, analysis=analysis, scores=SCORES, trials=trials,
+                     best=best_trial([t for t in trials if t.stage == "search"]), comparison=comparison,
+                     candidate_paths={"a": Path("/ckpt/a"), "b": Path("/ckpt/b"), "c": Path("/ckpt/c")},
+                     timings={"search": 1.5, "total": 2.0})
+
+
+def test_trial_records_are_numbered_per_stage():
+    recs = trial_records([{"stage": s, "params": {}, "weights": {}, "value": v, "per_category": {}}
+                          for s, v in (("search", 0.1), ("grid", 0.2), ("search", 0.3))])
+    assert [(r.stage, r.number) for r in recs] == [("search", 0), ("grid", 0), ("search", 1)]
+
+
+def test_best_trial_ties_go_to_the_earliest():
+    trials = [TrialRecord(i, "search", {}, {}, v, {}) for i, v in enumerate([0.2, 0.5, 0.5])]
+    assert best_trial(trials).number == 1
+
+
+def test_comparison_specs_list_the_baselines_after_the_soup():
+    space = SearchSpace.from_analysis({"add": "a", "sort": "b"}, {"add": ["a"], "sort": ["b"]})
+    best = TrialRecord(0, "search", space.params_for([0.3, 0.7]), {}, 0.6, {})
+    specs = comparison_specs(["a", "b", "c"], space, analyze(SCORES, tau=0.99), best, None)
+    assert [kind for _, kind, _ in specs] == ["soup", "expert", "expert", "expert", "uniform_all", "uniform_experts"]
+    assert specs[0][2]["all"] == pytest.approx({"a": 0.3, "b": 0.7})
+    assert specs[-2][2]["all"] == pytest.approx({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})
+
+
+def test_results_json_has_every_key_and_the_best_row(result, tmp_path):
+    write_outputs(result, tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(data) == {"config", "analysis", "trials", "best", "comparison", "timings"}
+    assert data["best"]["trial"] == 1 and data["best"]["test_mean"] == 0.66
+    assert [r["kind"] for r in data["comparison"]] == ["soup", "expert", "uniform_all"]
+    assert len(data["trials"]) == 3
+
+
+def test_every_file_is_written(result, tmp_path):
+    out = tmp_path / "out"
+    write_outputs(result, out)
+    for name in FILES:
+        assert (out / name.rstrip("/")).exists(), name
+    for png in ("optimization_history.png", "weights_vs_dev.png", "comparison.png"):
+        assert (out / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_trials_csv_columns(result):
+    frame = trials_frame(result)
+    assert list(frame["stage"]) == ["search", "search", "grid"]
+    assert {"dev_mean", "w[a]", "w[b]", "p[w.add]", "dev[sort]"} <= set(frame.columns)
+    assert frame["dev_mean"].tolist() == [0.61, 0.64, 0.64]
+
+
+def test_soup_yaml_names_checkpoint_paths(result):
+    recipe = MergeRecipe.from_yaml(mergekit_yaml(result))
+    assert {m.model for m in recipe.models} == {"/ckpt/a", "/ckpt/b"}
+
+
+def test_report_has_the_comparison_and_experts(result):
+    text = report_markdown(result)
+    assert "## Held-out comparison (test split)" in text and "## Experts" in text
+    assert "| best soup | soup | 0.6400 | 0.6600 |" in text
