@@ -138,7 +138,7 @@ def test_truncated_file_is_detected_at_construction(single, tmp_path):
     one_line_error(excinfo, file, "truncated", "re-download or re-save")
 
 
-def test_truncated_shard_is_detected_at_construction(sharded, tmp_path):
+def test_truncated_weight_file_is_detected_at_construction(sharded, tmp_path):
     path = copy(sharded, tmp_path / "c")
     shard = sorted(path.glob("model-*.safetensors"))[1]
     os.truncate(shard, shard.stat().st_size - 4)
@@ -189,7 +189,7 @@ def test_header_entry_with_wrong_byte_span(tmp_path):
     one_line_error(excinfo, "tensor 'w'", "spans 8 bytes")
 
 
-def test_missing_shard(sharded, tmp_path):
+def test_missing_weight_file(sharded, tmp_path):
     path = copy(sharded, tmp_path / "c")
     shard = sorted(path.glob("model-*.safetensors"))[-1]
     shard.unlink()
@@ -198,7 +198,7 @@ def test_missing_shard(sharded, tmp_path):
     one_line_error(excinfo, path / INDEX_FILE, shard.name, "missing")
 
 
-def test_index_lists_a_tensor_its_shard_lacks(sharded, tmp_path):
+def test_index_lists_a_tensor_its_file_lacks(sharded, tmp_path):
     path = copy(sharded, tmp_path / "c")
     index = json.loads((path / INDEX_FILE).read_text())
     shards = sorted(set(index["weight_map"].values()))
@@ -215,7 +215,7 @@ def test_corrupt_index(sharded, tmp_path):
     (path / INDEX_FILE).write_text('{"weight_map": ')
     with pytest.raises(CandidateError) as excinfo:
         CheckpointReader(path)
-    one_line_error(excinfo, path / INDEX_FILE, "corrupt shard index")
+    one_line_error(excinfo, path / INDEX_FILE, "corrupt index")
 
 
 def test_dir_without_weights_and_missing_path(tmp_path):
@@ -254,7 +254,7 @@ def test_write_sharded_round_trip_with_index(sharded, tmp_path):
     reader = CheckpointReader(sharded)
     limit = 20_000
     out = write_checkpoint(tmp_path / "out", ((n, reader.get(n)) for n in reader.tensor_names),
-                           config=reader.config, max_shard_bytes=limit)
+                           config=reader.config, max_file_bytes=limit)
     index = json.loads((out / INDEX_FILE).read_text())
     shards = sorted(out.glob("model-*.safetensors"))
     n = len(shards)
@@ -271,9 +271,9 @@ def test_write_sharded_round_trip_with_index(sharded, tmp_path):
     assert all(torch.equal(loaded[k], expected[k]) for k in expected)
 
 
-def test_a_tensor_larger_than_the_shard_limit_gets_its_own_shard(tmp_path):
+def test_a_tensor_larger_than_the_file_limit_gets_its_own_file(tmp_path):
     tensors = [("a", torch.zeros(10)), ("big", torch.ones(100)), ("c", torch.zeros(10))]
-    out = write_checkpoint(tmp_path / "out", tensors, max_shard_bytes=100)
+    out = write_checkpoint(tmp_path / "out", tensors, max_file_bytes=100)
     weight_map = json.loads((out / INDEX_FILE).read_text())["weight_map"]
     assert len(set(weight_map.values())) == 3
     assert torch.equal(CheckpointReader(out).get("big"), torch.ones(100))
@@ -300,13 +300,13 @@ def test_exception_mid_stream_leaves_nothing_behind(tmp_path):
             yield f"t{i}", torch.full((100,), float(i))
 
     with pytest.raises(RuntimeError, match="merge failed"):
-        write_checkpoint(tmp_path / "out", stream(), max_shard_bytes=800)  # 2 shards already flushed
+        write_checkpoint(tmp_path / "out", stream(), max_file_bytes=800)  # 2 shards already flushed
     assert list(tmp_path.iterdir()) == []
 
     # an existing checkpoint is left untouched
     write_checkpoint(tmp_path / "out", [("keep", torch.ones(3))])
     with pytest.raises(RuntimeError):
-        write_checkpoint(tmp_path / "out", stream(), max_shard_bytes=800)
+        write_checkpoint(tmp_path / "out", stream(), max_file_bytes=800)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert CheckpointReader(tmp_path / "out").tensor_names == ["keep"]
 
