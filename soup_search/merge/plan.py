@@ -10,21 +10,22 @@ regex work. "Plan" is this per-recipe object; what a method prepares per tensor 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from soup_search.errors import MergeError
 from soup_search.merge.params import TensorParams, layer_t, resolve
 
-if TYPE_CHECKING:  # the recipe builds its plans: importing it here would be a cycle
-    from soup_search.merge.recipe import MergeRecipe
-
 
 class MergePlan:
-    """Resolved, prepared parameters of one recipe, per tensor name (built lazily)."""
+    """Resolved, prepared parameters of one recipe, per tensor name (built lazily).
 
-    def __init__(self, recipe: MergeRecipe, num_layers: int | None = None):
+    ``recipe`` is a :class:`~soup_search.merge.recipe.MergeRecipe`, which builds its plans
+    (:meth:`MergeRecipe.plan`); this module does not import it, so there is no cycle.
+    """
+
+    def __init__(self, recipe, num_layers: int | None = None):
         self.recipe = recipe
         self.method = recipe.method
         self.num_layers = num_layers
