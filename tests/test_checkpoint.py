@@ -16,8 +16,8 @@ from transformers import AutoModelForCausalLM
 from soup_search.io.checkpoint import (
     INDEX_FILE,
     SINGLE_FILE,
+    TOKENIZER_FILES,
     CheckpointReader,
-    copy_tokenizer_files,
     fingerprint_of,
     write_checkpoint,
 )
@@ -69,7 +69,9 @@ def test_reader_values_equal_the_models_state_dict(which, request):
             assert info.nbytes == tensor.numel() * 4
             assert info.file in reader.files
             assert torch.equal(reader.get(name), tensor)
-            assert (reader.get_numpy(name) == tensor.numpy()).all()
+            with open(info.file, "rb") as fh:  # the public offset points at the tensor's bytes
+                fh.seek(info.offset)
+                assert fh.read(info.nbytes) == tensor.numpy().tobytes()
         assert reader.total_bytes == sum(t.numel() * 4 for t in expected.values())
         assert set(reader.infos()) == set(expected)
         assert reader.config["model_type"] == "llama"
@@ -82,15 +84,13 @@ def test_reader_accepts_a_safetensors_file_or_an_index_file(single, sharded):
     assert by_index.infos() == CheckpointReader(sharded).infos()
 
 
-def test_bf16_reads_as_bf16_and_numpy_upcasts_to_float32(tmp_path):
+def test_bf16_reads_as_bf16(tmp_path):
     path = make_checkpoint(tmp_path / "bf16", dtype=torch.bfloat16)
     reader = CheckpointReader(path)
     name = "lm_head.weight"
     assert reader.info(name).dtype == "BF16" and reader.info(name).nbytes == 58 * 32 * 2
     tensor = reader.get(name)
     assert tensor.dtype == torch.bfloat16
-    array = reader.get_numpy(name)
-    assert array.dtype == "float32" and (array == tensor.float().numpy()).all()
 
 
 def test_unknown_tensor_name_is_a_key_error(single):
@@ -237,7 +237,8 @@ def test_write_single_file_round_trip(single, tmp_path):
                            config=reader.config, metadata={"soup": "m0+m1"},
                            extra_files={"recipe.json": '{"a": 1}', "notes/raw.bin": b"\x00\x01"})
     assert out == tmp_path / "out"
-    assert copy_tokenizer_files(single, out) == ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]
+    for fname in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        shutil.copyfile(single / fname, out / fname)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["config.json", SINGLE_FILE, "recipe.json", "notes", "tokenizer.json",
          "tokenizer_config.json", "generation_config.json"])
@@ -325,7 +326,9 @@ def test_fingerprint_is_location_free_and_content_sensitive(single, tmp_path):
     tensors = {n: reader.get(n).clone() for n in reader.tensor_names}
     tensors["model.layers.1.mlp.up_proj.weight"].mul_(1.001)
     edited = write_checkpoint(tmp_path / "edited", tensors.items(), config=reader.config)
-    copy_tokenizer_files(single, edited)
+    for fname in TOKENIZER_FILES:
+        if (single / fname).is_file():
+            shutil.copyfile(single / fname, edited / fname)
     assert fingerprint_of(edited) != fp
     # config change
     cfg = json.loads((moved / "config.json").read_text())

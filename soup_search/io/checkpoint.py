@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy
 import torch
 from safetensors import safe_open
 
@@ -237,13 +235,6 @@ class CheckpointReader:
         tensor = self._handle(info.file).get_tensor(name)
         return tensor if device == "cpu" else tensor.to(device)
 
-    def get_numpy(self, name: str) -> numpy.ndarray:
-        """The tensor as a numpy array; dtypes numpy lacks (BF16, F8_*) are upcast to float32."""
-        tensor = self.get(name)
-        if tensor.is_floating_point() and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
-            tensor = tensor.float()
-        return tensor.numpy()
-
     def close(self) -> None:
         self._handles.clear()
 
@@ -305,21 +296,6 @@ def write_checkpoint(
     ordered = ((s.name, by_name[s.name]) for part in files for s in part)
     return write_streamed_checkpoint(out_dir, files, ordered, config=config, metadata=metadata,
                                      extra_files=extra_files)
-
-
-def copy_tokenizer_files(src_dir: str | Path, dst_dir: str | Path) -> list[str]:
-    """Copy the tokenizer, chat template and generation config files present in ``src_dir``.
-
-    Returns the names copied (empty if ``src_dir`` has none).
-    """
-    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for fname in TOKENIZER_FILES:
-        if (src_dir / fname).is_file():
-            shutil.copyfile(src_dir / fname, dst_dir / fname)
-            copied.append(fname)
-    return copied
 
 
 def fingerprint_of(path: str | Path, samples_per_tensor: int = 3, sample_bytes: int = 64) -> str:
