@@ -1,27 +1,40 @@
 """``soup-search bench merge``: how fast are soups made, from disk and in memory?
 
 Steps: write ``models`` random Llama-shaped checkpoints of ``params`` parameters →
-(a) disk-to-disk merge (read every input once, write the soup) → (b) in-memory linear
-soups on shard actors, timed around ``ray.get(candidates.merge(recipe))`` with new weights each
-repeat (so the cache never hits; the object-store put is part of the time) → (c) the
-memory-copy bandwidth of the same actors (``np.copyto``, concurrently) → the ratio (b)/(c).
-Bandwidths count bytes read plus bytes written.
+(a) disk-to-disk merge (:func:`merge_to_disk`: read every input once, write the soup) →
+(b) in-memory linear soups on shard actors, timed around ``ray.get(group.merge(recipe))``
+with new weights each repeat (so the cache never hits; the object-store put is part of
+the time) → (c) the memory-copy bandwidth of the same actors (``np.copyto``, concurrently)
+→ the ratio (b)/(c). Bandwidths count bytes read plus bytes written.
+
+:func:`versus_mergekit` (``--vs-mergekit``) instead times whole processes: ``soup-search
+merge`` and ``mergekit-yaml`` on the same linear recipe, alternately, ``repeats`` times each.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from safetensors.torch import save_file
 
+from soup_search.candidates import load_candidates
 from soup_search.errors import ConfigError
+from soup_search.merge import MergeRecipe
+from soup_search.merge.stream import merge_to_disk
 
 UNITS = {"K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}
 LAYERS = 8
@@ -36,7 +49,6 @@ class MergeBench:
     repeats: int
     model_bytes: int
     tensors: int
-    disk_method: str
     disk_to_disk_s: float
     disk_to_disk_gbps: float
     in_memory_s: float  # best of the repeats
@@ -112,9 +124,6 @@ def llama_layout(params: int) -> tuple[dict, list[tuple[str, tuple[int, ...]]]]:
 
 def write_models(root: Path, models: int, params: int, dtype: str) -> list[Path]:
     """``models`` random checkpoints ``root/m{i}`` (safetensors written directly, plus config.json)."""
-    import torch
-    from safetensors.torch import save_file
-
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     config, shapes = llama_layout(params)
     paths = []
@@ -135,24 +144,12 @@ def _weights(rng: np.random.Generator, names) -> dict[str, float]:
     return {n: float(x) for n, x in zip(names, w)}
 
 
-def disk_to_disk(candidates, out_dir: Path, shards: int, num_threads: int) -> tuple[str, float]:
-    """Seconds to merge the candidates from its files into ``out_dir`` (the fastest path available)."""
-    from soup_search.merge import MergeRecipe
-
+def disk_to_disk(candidates, out_dir: Path) -> float:
+    """Seconds to merge the candidate set from its files into ``out_dir`` (:func:`merge_to_disk`)."""
     recipe = MergeRecipe.soup(_weights(np.random.default_rng(0), candidates.names))
-    try:
-        from soup_search.merge.stream import merge_to_disk
-    except ImportError:  # no streaming merge: load the candidates into shard actors and write from there
-        merge_to_disk = None
     t0 = time.perf_counter()
-    if merge_to_disk is not None:
-        merge_to_disk(recipe, out_dir, {c.name: c.path for c in candidates.members}, progress=False)
-        return "streaming merge_to_disk", time.perf_counter() - t0
-    from soup_search.engine.shard_group import ShardGroup
-
-    with ShardGroup(candidates, n_shards=shards, num_threads=num_threads) as sp:
-        sp.merge_to_checkpoint(recipe, out_dir)
-    return "shard actors", time.perf_counter() - t0
+    merge_to_disk(recipe, out_dir, {c.name: c.path for c in candidates.members}, progress=False)
+    return time.perf_counter() - t0
 
 
 def in_memory(candidates, shards: int, repeats: int, num_threads: int) -> dict:
@@ -163,9 +160,9 @@ def in_memory(candidates, shards: int, repeats: int, num_threads: int) -> dict:
     call, merge and object-store put included); ``copy_gbps``/``copy_cpu_gbps`` (all actors
     copying their share at once) and ``out_bytes``.
     """
+    # Ray only here: the bench is not the Ray edge, and --vs-mergekit does not need it
     import ray
 
-    from soup_search.merge import MergeRecipe
     from soup_search.engine.shard_group import ShardGroup
 
     rng = np.random.default_rng(1)
@@ -194,8 +191,6 @@ def in_memory(candidates, shards: int, repeats: int, num_threads: int) -> dict:
 def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2, dtype: str = "float32",
               repeats: int = 3, keep: Path | None = None, num_threads: int = 1, progress=None) -> MergeBench:
     """Run the whole benchmark; ``keep`` keeps the generated checkpoints (and the merged one) there."""
-    from soup_search.candidates import load_candidates
-
     params = check_options(models, params, shards, dtype, repeats)
     say = progress or (lambda msg: None)
     tmp = None
@@ -210,7 +205,7 @@ def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2,
         candidates = load_candidates(paths)
         model_bytes = sum(i.nbytes for i in candidates.tensor_infos.values())
         say("disk-to-disk merge")
-        method, disk_s = disk_to_disk(candidates, root / "merged", shards, num_threads)
+        disk_s = disk_to_disk(candidates, root / "merged")
         say(f"in-memory merges on {shards} shard actors")
         mem = in_memory(candidates, shards, repeats, num_threads)
     finally:
@@ -221,7 +216,7 @@ def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2,
     mem_gbps, cpu_gbps = moved / min(mem["wall"]) / 1e9, moved / min(mem["cpu"]) / 1e9
     return MergeBench(
         models=models, params=params, shards=shards, dtype=dtype, repeats=repeats,
-        model_bytes=model_bytes, tensors=len(candidates.tensor_infos), disk_method=method,
+        model_bytes=model_bytes, tensors=len(candidates.tensor_infos),
         disk_to_disk_s=disk_s, disk_to_disk_gbps=(models + 1) * model_bytes / disk_s / 1e9,
         in_memory_s=min(mem["wall"]), in_memory_median_s=statistics.median(mem["wall"]),
         in_memory_gbps=mem_gbps, copy_gbps=mem["copy_gbps"], ratio=mem_gbps / mem["copy_gbps"],
@@ -231,5 +226,93 @@ def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2,
     )
 
 
-def to_json(result: MergeBench) -> str:
+def to_json(result: MergeBench | VersusMergekit) -> str:
     return json.dumps(asdict(result), indent=2)
+
+
+@dataclass(frozen=True)
+class VersusMergekit:
+    """Wall seconds of whole ``soup-search merge`` and ``mergekit-yaml`` processes, same recipe."""
+
+    models: int
+    params: int
+    dtype: str
+    repeats: int
+    model_bytes: int
+    soup_search_s: list[float]
+    mergekit_s: list[float]
+    soup_search_median_s: float
+    mergekit_median_s: float
+    ratio: float  # soup-search median / mergekit median
+    load_avg: tuple[float, float, float]
+    cpus: int
+
+
+def mergekit_command() -> list[str] | None:
+    """How to run mergekit-yaml: ``$SOUP_SEARCH_MERGEKIT_YAML``, else ``mergekit-yaml`` next to
+    this interpreter or on PATH, else ``python -m mergekit.scripts.run_yaml``; None if none."""
+    if os.environ.get("SOUP_SEARCH_MERGEKIT_YAML"):
+        return [os.environ["SOUP_SEARCH_MERGEKIT_YAML"]]
+    exe = Path(sys.executable).with_name("mergekit-yaml")
+    if exe.is_file():
+        return [str(exe)]
+    if shutil.which("mergekit-yaml"):
+        return [shutil.which("mergekit-yaml")]
+    if importlib.util.find_spec("mergekit") is not None:
+        return [sys.executable, "-m", "mergekit.scripts.run_yaml"]
+    return None
+
+
+def _timed(cmd: Sequence[str], out_dir: Path) -> float:
+    """Wall seconds of one process; its output directory is removed afterwards."""
+    t0 = time.perf_counter()
+    done = subprocess.run(list(cmd), capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-1:])
+        raise ConfigError("bench merge --vs-mergekit", [f"{cmd[0]} {cmd[1] if len(cmd) > 1 else ''} failed "
+                                                        f"(exit {done.returncode}): {tail}"])
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return seconds
+
+
+def versus_mergekit(models: int = 3, params: int | str = 100_000_000, dtype: str = "float32", repeats: int = 3,
+                    keep: Path | None = None, mergekit: Sequence[str] | None = None,
+                    progress=None) -> VersusMergekit:
+    """Time ``soup-search merge`` and ``mergekit-yaml`` as subprocesses on one linear recipe of
+    ``models`` generated checkpoints, alternately (soup-search first), ``repeats`` times each."""
+    params = check_options(models, params, 1, dtype, repeats)
+    mergekit = list(mergekit or mergekit_command() or [])
+    if not mergekit:
+        raise ConfigError("bench merge", ["--vs-mergekit: mergekit-yaml not found; pip install mergekit "
+                                          "or set SOUP_SEARCH_MERGEKIT_YAML"])
+    say = progress or (lambda msg: None)
+    tmp = None if keep is not None else tempfile.TemporaryDirectory(prefix="soup-bench-")
+    root = Path(keep) if keep is not None else Path(tmp.name)
+    try:
+        say(f"writing {models} checkpoints of {params / 1e6:.0f}M {dtype} params")
+        paths = write_models(root / "models", models, params, dtype)
+        weights = _weights(np.random.default_rng(0), [p.name for p in paths])
+        recipe = MergeRecipe.soup({str(p): weights[p.name] for p in paths})
+        config = root / "recipe.yaml"
+        config.write_text(recipe.to_yaml())
+        ours_out, theirs_out = root / "out-soup-search", root / "out-mergekit"
+        ours = [sys.executable, "-m", "soup_search", "merge", str(config), str(ours_out), "--quiet"]
+        theirs = [*mergekit, str(config), str(theirs_out)]
+        times: dict[str, list[float]] = {"ours": [], "theirs": []}
+        for i in range(repeats):
+            say(f"round {i + 1}/{repeats}: soup-search merge")
+            times["ours"].append(_timed(ours, ours_out))
+            say(f"round {i + 1}/{repeats}: mergekit-yaml")
+            times["theirs"].append(_timed(theirs, theirs_out))
+        model_bytes = sum(f.stat().st_size for f in paths[0].glob("*.safetensors"))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    ours_s, theirs_s = statistics.median(times["ours"]), statistics.median(times["theirs"])
+    return VersusMergekit(
+        models=models, params=params, dtype=dtype, repeats=repeats, model_bytes=model_bytes,
+        soup_search_s=times["ours"], mergekit_s=times["theirs"], soup_search_median_s=ours_s,
+        mergekit_median_s=theirs_s, ratio=ours_s / theirs_s,
+        load_avg=tuple(round(x, 2) for x in os.getloadavg()), cpus=os.cpu_count() or 0,
+    )

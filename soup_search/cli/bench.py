@@ -19,17 +19,37 @@ def merge(
     threads: int = typer.Option(1, help="Torch threads per shard actor."),
     keep: Path | None = typer.Option(None, help="Keep the generated checkpoints in this dir."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+    vs_mergekit: bool = typer.Option(False, "--vs-mergekit", help="Instead: time whole `soup-search merge` and "
+                                     "`mergekit-yaml` processes on one linear recipe, alternately, --repeats each."),
 ) -> None:
     """Time disk-to-disk and in-memory merging against this machine's memory-copy bandwidth."""
     from rich.console import Console
     from rich.table import Table
 
-    from soup_search.io.atomic import atomic_file
-    from soup_search.bench.merge import check_options, run_bench, to_json
+    from soup_search.bench.merge import check_options, run_bench, to_json, versus_mergekit
     from soup_search.engine.cluster import start_ray
+    from soup_search.io.atomic import atomic_file
 
     n_params = check_options(models, params, shards, dtype, repeats)
     console = Console()
+    if vs_mergekit:
+        with console.status("bench merge --vs-mergekit") as status:
+            v = versus_mergekit(models=models, params=n_params, dtype=dtype, repeats=repeats, keep=keep,
+                                progress=lambda msg: status.update(msg))
+        table = Table(title=f"whole processes: {v.models} × {v.params / 1e6:.1f}M {v.dtype} params "
+                            f"({v.model_bytes / 1e9:.3f} GB each), linear, {v.repeats} alternating rounds")
+        table.add_column("command")
+        table.add_column("median", justify="right")
+        table.add_column("runs", justify="right")
+        table.add_row("soup-search merge", f"{v.soup_search_median_s:.2f} s", " ".join(f"{s:.2f}" for s in v.soup_search_s))
+        table.add_row("mergekit-yaml", f"{v.mergekit_median_s:.2f} s", " ".join(f"{s:.2f}" for s in v.mergekit_s))
+        table.add_row("soup-search / mergekit", f"{v.ratio:.2f}×", "")
+        console.print(table)
+        console.print(f"load average {v.load_avg[0]:.2f} {v.load_avg[1]:.2f} {v.load_avg[2]:.2f} on {v.cpus} CPUs")
+        if json_out is not None:
+            with atomic_file(json_out) as fh:
+                fh.write(to_json(v) + "\n")
+        return
     start_ray()
     with console.status("bench merge") as status:
         r = run_bench(models=models, params=n_params, shards=shards, dtype=dtype,
@@ -41,7 +61,7 @@ def merge(
     table.add_column("measure")
     table.add_column("time", justify="right")
     table.add_column("GB/s (read+write)", justify="right")
-    table.add_row(f"disk-to-disk merge ({r.disk_method})", f"{r.disk_to_disk_s:.3f} s", f"{r.disk_to_disk_gbps:.2f}")
+    table.add_row("disk-to-disk merge (merge_to_disk)", f"{r.disk_to_disk_s:.3f} s", f"{r.disk_to_disk_gbps:.2f}")
     table.add_row(f"in-memory merge, best of {r.repeats} (median {r.in_memory_median_s:.3f} s)",
                   f"{r.in_memory_s:.3f} s", f"{r.in_memory_gbps:.2f}")
     table.add_row("  of which merge compute in actors", f"{r.actor_merge_s:.3f} s", "")

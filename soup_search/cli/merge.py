@@ -79,7 +79,7 @@ def merge(
     for note in recipe.notes():
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     paths = resolve_model_paths(recipe, config.parent)
-    out = merge_to_disk(recipe, out_dir, paths, max_shard_bytes=shard_bytes, allow_negative=allow_negative,
+    out = merge_to_disk(recipe, out_dir, paths, max_file_bytes=shard_bytes, allow_negative=allow_negative,
                         allow_nonfinite=allow_nonfinite, device=device, progress=not quiet)
     typer.echo(f"merged {len(recipe.models)} models ({recipe.merge_method}) into {out}")
 

@@ -45,13 +45,13 @@ class ScorerActors:
 
 
 def score_with_free_scorer(free, parts: Sequence, spec: ObjectiveSpec, split: str,
-                           categories: Sequence[str] | None = None, held_out: bool = False) -> ScoreResult:
+                           held_out: bool = False) -> ScoreResult:
     """Take a scorer from the free list, score on it, and give it back (used by trials).
 
     ``parts`` (ObjectRefs of the shard results) go as top-level arguments, so Ray resolves
     them in the scorer's process, zero-copy from the object store."""
     actor = free.get(block=True)
     try:
-        return ray.get(actor.score_parts.remote(spec, split, categories, held_out, *parts))
+        return ray.get(actor.score_parts.remote(spec, split, held_out, *parts))
     finally:
         free.put(actor)

@@ -5,8 +5,10 @@ a :class:`Shard` loads its tensors of every candidate once and merges them for a
 ``Shard`` is a plain class (no Ray); :mod:`soup_search.engine.shard_group` wraps it as an actor.
 
 Layout: for each candidate, the shard's tensors of one input dtype live in ONE flat
-buffer (tensor views into it), so the ``linear`` fast path is a handful of large,
-cache-blocked kernels instead of thousands of small ones. The output buffers are
+buffer (tensor views into it), so the weighted-sum fast path (any method whose
+:meth:`~soup_search.merge.method.MergeMethod.linear_form` gives coefficients: linear,
+interpolate, task_arithmetic) is a handful of large, cache-blocked kernels instead of
+thousands of small ones. The output buffers are
 allocated once and reused by the actor (Ray copies the result into the object store
 when the method returns); used directly, :meth:`Shard.merge` returns fresh arrays.
 """
@@ -24,10 +26,13 @@ import numpy as np
 import torch
 
 from soup_search.errors import MergeError
+from soup_search.io.checkpoint import CheckpointReader
 from soup_search.io.dtypes import torch_dtype
+from soup_search.merge import MergePlan, MergeRecipe, merge_tensor, output_dtype
 
-#: elements per block of the linear fast path: inputs stream through, the block stays in L2
+#: elements per block of the weighted-sum fast path: inputs stream through, the block stays in L2
 BLOCK = 1 << 18
+
 
 def partition_by_bytes(infos: Mapping[str, Any], n: int) -> list[list[str]]:
     """Split tensor names into ``n`` shards of about equal bytes.
@@ -62,8 +67,6 @@ class Shard:
 
     def __init__(self, candidates: Sequence[tuple[str, str | Path]], tensor_names: Sequence[str],
                  device: str = "cpu", num_threads: int | None = None):
-        from soup_search.io.checkpoint import CheckpointReader
-
         if num_threads:
             torch.set_num_threads(int(num_threads))
         self.device = torch.device(device)
@@ -113,7 +116,7 @@ class Shard:
         self.last_merge_s = 0.0
 
     # ---------------------------------------------------------------- merging
-    def merge(self, recipe, reuse_buffers: bool = False) -> dict[str, np.ndarray]:
+    def merge(self, recipe: MergeRecipe, reuse_buffers: bool = False) -> dict[str, np.ndarray]:
         """Merge every tensor of this shard for ``recipe``; ``{name: array}`` in the output dtype.
 
         bfloat16 outputs (numpy has no bfloat16) come back as ``uint16`` arrays holding the
@@ -121,8 +124,6 @@ class Shard:
         views of buffers that the next merge overwrites: only for a caller that copies them
         at once (the Ray actor, whose return value is copied into the object store).
         """
-        from soup_search.merge import output_dtype
-
         t0 = time.perf_counter()
         plan = recipe.plan(self.num_layers)
         keys = list(plan.keys) + ([plan.base_key] if plan.base_key else [])
@@ -135,11 +136,13 @@ class Shard:
             out = self._out_buffer(in_dtype, output_dtype(recipe, in_dtype), names, reuse_buffers)
             if not in_dtype.is_floating_point:  # integer buffers: copied from the first model
                 out.copy_(self._flat[keys[0]][in_dtype])
-            elif plan.method.name == "linear":
-                for start, stop, coeffs in self._linear_runs(plan, names):
-                    self._linear_into(out, in_dtype, start, stop, list(zip(plan.keys, coeffs)))
             else:
-                self._generic_into(out, recipe, names, plan)
+                for start, stop, terms in self._runs(plan, names):
+                    if terms is None:
+                        self._generic_into(out, recipe, names[start:stop], plan)
+                    else:
+                        a, b = self._offsets[names[start]][0], self._offsets[names[stop - 1]][1]
+                        self._weighted_sum_into(out, in_dtype, a, b, terms)
             host = out if out.device.type == "cpu" else out.cpu()
             if host.dtype == torch.bfloat16:
                 host = host.view(torch.uint16)
@@ -160,27 +163,35 @@ class Shard:
             self._out[key] = torch.empty(total, dtype=out_dtype, device=self.device)
         return self._out[key]
 
-    def _linear_runs(self, plan, names):
-        """``(start, stop, coefficients)`` over the flat buffer: consecutive tensors sharing
-        coefficients form one run (one run in all for a plain soup)."""
+    @staticmethod
+    def _runs(plan: MergePlan, names: Sequence[str]) -> list[tuple[int, int, tuple | None]]:
+        """``(start, stop, terms)`` over ``names``: consecutive tensors whose merge is the same
+        weighted sum (:meth:`MergePlan.linear_form`) form one run with ``terms`` the
+        ``(model key, coefficient)`` pairs (one run in all for a plain soup); consecutive
+        tensors with no linear form form runs with ``terms`` None."""
         runs: list[list] = []
-        for n in names:
-            coeffs = tuple(plan.prepared(n))  # linear's plan: w_i / sum(w), aligned with plan.keys
-            a, b = self._offsets[n]
-            if runs and runs[-1][2] == coeffs and runs[-1][1] == a:
-                runs[-1][1] = b
+        for i, n in enumerate(names):
+            form = plan.linear_form(n)
+            terms = None
+            if form is not None:
+                coeffs, base_coeff = form
+                terms = tuple(zip(plan.keys, coeffs))
+                if plan.base_key is not None:
+                    terms += ((plan.base_key, base_coeff),)
+            if runs and runs[-1][2] == terms:
+                runs[-1][1] = i + 1
             else:
-                runs.append([a, b, coeffs])
-        return runs
+                runs.append([i, i + 1, terms])
+        return [tuple(r) for r in runs]
 
-    def _linear_into(self, out: torch.Tensor, in_dtype, start: int, stop: int,
-                     coeffs: Sequence[tuple[str, float]]):
+    def _weighted_sum_into(self, out: torch.Tensor, in_dtype, start: int, stop: int,
+                           coeffs: Sequence[tuple[str, float]]):
         """``out = sum(c_i * x_i)`` in float32, block by block over the flat buffers.
 
-        The same torch ops, in the same order, as ``merge.method.weighted_sum`` (the
-        generic linear path: multiply the first input, ``add_(x, alpha=c)`` the others,
-        skip zero coefficients), so results are bit-identical; blocking only keeps the
-        float32 accumulator in cache when the output dtype is not float32.
+        The same torch ops, in the same order, as :func:`soup_search.merge.method.weighted_sum`
+        (multiply the first input, ``add_(x, alpha=c)`` the others, skip zero coefficients),
+        so results are bit-identical; blocking only keeps the float32 accumulator in cache
+        when the output dtype is not float32.
         """
         terms = [(self._flat[k][in_dtype], c) for k, c in coeffs if c != 0]
         if not terms:
@@ -202,9 +213,7 @@ class Shard:
             if not f32:
                 out[s:e].copy_(a)
 
-    def _generic_into(self, out: torch.Tensor, recipe, names, plan):
-        from soup_search.merge import merge_tensor
-
+    def _generic_into(self, out: torch.Tensor, recipe: MergeRecipe, names: Sequence[str], plan: MergePlan):
         for n in names:
             a, b = self._offsets[n]
             merged = merge_tensor(recipe, n, {k: self._tensors[k][n] for k in plan.keys},

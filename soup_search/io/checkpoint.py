@@ -1,34 +1,33 @@
 """Safetensors checkpoints: header-first reading, memory-mapped tensors, streaming atomic writes.
 
 A checkpoint is a Hugging Face model directory holding either ``model.safetensors`` or
-``model.safetensors.index.json`` plus its shards (``model.safetensors`` wins when both are
-present, as in ``from_pretrained``). :class:`CheckpointReader` parses and validates only the
-JSON headers when it is built, so a candidates of large checkpoints is checked in milliseconds;
-tensor data is read on demand through ``safetensors.safe_open`` (memory-mapped).
-:func:`write_checkpoint` writes ``(name, tensor)`` pairs through the streaming writer of
-:mod:`soup_search.io.safetensors_format` (no copy of a shard in memory), atomically.
+``model.safetensors.index.json`` plus its weight files (``model.safetensors`` wins when both
+are present, as in ``from_pretrained``). :class:`CheckpointReader` parses and validates only
+the JSON headers when it is built, so a candidate set of large checkpoints is checked in
+milliseconds; it is the one place headers are parsed (each tensor's file and byte offset are
+public in :class:`TensorInfo`). Tensor data is read on demand through ``safetensors.safe_open``
+(memory-mapped). :func:`write_checkpoint` writes ``(name, tensor)`` pairs through the
+streaming writer of :mod:`soup_search.io.safetensors_format` (no copy of a file in memory),
+atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import torch
+from safetensors import safe_open
 
 from soup_search.errors import CandidateError
 from soup_search.io.dtypes import DTYPE_BYTES, st_dtype
 from soup_search.io.safetensors_format import (
-    CONFIG_FILE, DEFAULT_SHARD_BYTES, INDEX_FILE, SINGLE_FILE, TensorSpec, shard_layout, write_streamed_checkpoint,
+    CONFIG_FILE, DEFAULT_FILE_BYTES, INDEX_FILE, SINGLE_FILE, TensorSpec, file_layout, write_streamed_checkpoint,
 )
-
-if TYPE_CHECKING:
-    import numpy
-    import torch
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -48,6 +47,7 @@ class TensorInfo:
     dtype: str  # safetensors dtype string, e.g. "F32", "BF16", "F16"
     nbytes: int
     file: Path  # the .safetensors file holding it
+    offset: int  # byte offset of its data in ``file`` (from the start of the file)
 
 
 @dataclass(frozen=True)
@@ -144,45 +144,46 @@ def _weight_files(path: Path) -> tuple[Path, list[Path], dict[str, Path] | None]
             raise TypeError
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
         raise CandidateError(
-            f"{index}: corrupt shard index (needs a JSON object with a 'weight_map'); {FIX}") from None
-    shard_map = {name: index.parent / shard for name, shard in weight_map.items()}
-    files = sorted(set(shard_map.values()))
+            f"{index}: corrupt index (needs a JSON object with a 'weight_map'); {FIX}") from None
+    file_map = {name: index.parent / file for name, file in weight_map.items()}
+    files = sorted(set(file_map.values()))
     for file in files:
         if not file.is_file():
-            raise CandidateError(f"{index}: lists shard {file.name!r}, which is missing; {FIX}")
-    return index.parent, files, shard_map
+            raise CandidateError(f"{index}: lists file {file.name!r}, which is missing; {FIX}")
+    return index.parent, files, file_map
 
 
 class CheckpointReader:
     """Header-validated view of a safetensors checkpoint; tensors are read on demand.
 
-    ``path`` is a model directory (single-file or sharded), a single ``.safetensors`` file
+    ``path`` is a model directory (one weight file or several), a single ``.safetensors`` file
     or a ``*.index.json`` file. Construction reads only headers and config.json. File
-    handles are opened lazily, one per shard, and kept until :meth:`close`. A reader can be
+    handles are opened lazily, one per file, and kept until :meth:`close`. A reader can be
     pickled (e.g. sent to a Ray actor); the handles are reopened on the other side.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
-        self.dir, files, shard_map = _weight_files(self.path)
+        self.dir, files, file_map = _weight_files(self.path)
         self.config: dict = _read_config(self.dir)
         self._infos: dict[str, TensorInfo] = {}
-        self._offsets: dict[str, tuple[int, int]] = {}  # absolute byte range in its file
         self._sizes: dict[Path, int] = {}
+        self._raw_headers: dict[Path, bytes] = {}
         for file in files:
             header = read_header(file)
+            self._raw_headers[file] = header.raw
             self._sizes[file] = header.data_start + max(
                 (e["data_offsets"][1] for e in header.entries.values()), default=0)
-            wanted = header.entries if shard_map is None else [n for n, f in shard_map.items() if f == file]
+            wanted = header.entries if file_map is None else [n for n, f in file_map.items() if f == file]
             for name in wanted:
                 entry = header.entries.get(name)
                 if entry is None:
                     raise CandidateError(
-                        f"{self.dir / INDEX_FILE}: tensor {name!r} is listed in shard {file.name!r} "
-                        f"but the shard does not hold it; {FIX}")
+                        f"{self.dir / INDEX_FILE}: tensor {name!r} is listed in file {file.name!r} "
+                        f"but the file does not hold it; {FIX}")
                 begin, stop = entry["data_offsets"]
-                self._infos[name] = TensorInfo(name, entry["shape"], entry["dtype"], stop - begin, file)
-                self._offsets[name] = (header.data_start + begin, header.data_start + stop)
+                self._infos[name] = TensorInfo(name, entry["shape"], entry["dtype"], stop - begin, file,
+                                               header.data_start + begin)
         self.tensor_names: list[str] = sorted(self._infos)
         self._handles: dict[Path, object] = {}
 
@@ -200,6 +201,14 @@ class CheckpointReader:
     def files(self) -> list[Path]:
         return sorted(self._sizes)
 
+    def file_size(self, file: Path) -> int:
+        """The size ``file`` had when its header was read (a different size means it changed)."""
+        return self._sizes[file]
+
+    def raw_header(self, file: Path) -> bytes:
+        """The JSON header of ``file`` as stored (names, dtypes, shapes, offsets, metadata)."""
+        return self._raw_headers[file]
+
     @property
     def total_bytes(self) -> int:
         return sum(info.nbytes for info in self._infos.values())
@@ -208,8 +217,6 @@ class CheckpointReader:
     def _handle(self, file: Path):
         handle = self._handles.get(file)
         if handle is None:
-            from safetensors import safe_open
-
             size = file.stat().st_size if file.exists() else -1
             if size != self._sizes[file]:
                 raise CandidateError(
@@ -227,15 +234,6 @@ class CheckpointReader:
         info = self.info(name)
         tensor = self._handle(info.file).get_tensor(name)
         return tensor if device == "cpu" else tensor.to(device)
-
-    def get_numpy(self, name: str) -> numpy.ndarray:
-        """The tensor as a numpy array; dtypes numpy lacks (BF16, F8_*) are upcast to float32."""
-        import torch
-
-        tensor = self.get(name)
-        if tensor.is_floating_point() and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
-            tensor = tensor.float()
-        return tensor.numpy()
 
     def close(self) -> None:
         self._handles.clear()
@@ -271,48 +269,33 @@ def write_checkpoint(
     tensors: Iterable[tuple[str, torch.Tensor]],
     *,
     config: dict | None = None,
-    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+    max_file_bytes: int = DEFAULT_FILE_BYTES,
     metadata: dict[str, str] | None = None,
     extra_files: dict[str, str | bytes] | None = None,
 ) -> Path:
     """Write ``(name, tensor)`` pairs as a Hugging Face safetensors checkpoint at ``out_dir``.
 
     The pairs are collected first (references: callers hold the tensors already), laid out by
-    :func:`shard_layout` (tensors fill a shard until the next one would pass
-    ``max_shard_bytes``; a tensor larger than that gets a shard of its own) and written by
+    :func:`file_layout` (tensors fill a file until the next one would pass
+    ``max_file_bytes``; a tensor larger than that gets a file of its own) and written by
     :func:`write_streamed_checkpoint`, one tensor's bytes at a time (tied or shared storages
-    are fine). One shard is saved as ``model.safetensors``; several as
+    are fine). One file is saved as ``model.safetensors``; several as
     ``model-0000i-of-0000N.safetensors`` plus ``model.safetensors.index.json``. Everything
     is written into a temp dir next to ``out_dir`` and renamed at the end; on an exception
     nothing is left behind (an existing ``out_dir`` is untouched).
     """
-    if max_shard_bytes <= 0:
-        raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
+    if max_file_bytes <= 0:
+        raise ValueError(f"max_file_bytes must be positive, got {max_file_bytes}")
     by_name: dict[str, torch.Tensor] = {}
     for name, tensor in tensors:
         if name in by_name:
             raise ValueError(f"tensor {name!r} was given twice")
         by_name[name] = tensor
     specs = [TensorSpec(name, tuple(t.shape), st_dtype(t.dtype)) for name, t in by_name.items()]
-    shards = shard_layout(specs, max_shard_bytes)
-    ordered = ((s.name, by_name[s.name]) for shard in shards for s in shard)
-    return write_streamed_checkpoint(out_dir, shards, ordered, config=config, metadata=metadata,
+    files = file_layout(specs, max_file_bytes)
+    ordered = ((s.name, by_name[s.name]) for part in files for s in part)
+    return write_streamed_checkpoint(out_dir, files, ordered, config=config, metadata=metadata,
                                      extra_files=extra_files)
-
-
-def copy_tokenizer_files(src_dir: str | Path, dst_dir: str | Path) -> list[str]:
-    """Copy the tokenizer, chat template and generation config files present in ``src_dir``.
-
-    Returns the names copied (empty if ``src_dir`` has none).
-    """
-    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for fname in TOKENIZER_FILES:
-        if (src_dir / fname).is_file():
-            shutil.copyfile(src_dir / fname, dst_dir / fname)
-            copied.append(fname)
-    return copied
 
 
 def fingerprint_of(path: str | Path, samples_per_tensor: int = 3, sample_bytes: int = 64) -> str:
@@ -327,15 +310,14 @@ def fingerprint_of(path: str | Path, samples_per_tensor: int = 3, sample_bytes: 
     reader = CheckpointReader(path)
     digest = hashlib.sha256()
     for file in reader.files:
-        header = read_header(file)
         digest.update(f"{file.name}\0{file.stat().st_size}\0".encode())
-        digest.update(header.raw)
+        digest.update(reader.raw_header(file))
         with open(file, "rb") as fh:
             for name in reader.tensor_names:
-                if reader.info(name).file != file:
+                info = reader.info(name)
+                if info.file != file:
                     continue
-                begin, stop = reader._offsets[name]
-                span = stop - begin
+                begin, span = info.offset, info.nbytes
                 for k in range(samples_per_tensor):
                     at = begin + (span - sample_bytes) * k // max(samples_per_tensor - 1, 1)
                     fh.seek(max(at, begin))

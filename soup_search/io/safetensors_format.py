@@ -1,11 +1,13 @@
 """Writing Hugging Face safetensors checkpoints: headers first, tensor bytes streamed to disk.
 
 The layout of a checkpoint (which tensor goes in which file, in which order) is computed
-up front from names, shapes and dtypes (:class:`TensorSpec`, :func:`shard_layout`), so each
+up front from names, shapes and dtypes (:class:`TensorSpec`, :func:`file_layout`), so each
 file's header is written before its data and every tensor's bytes go straight to the file:
-nothing the size of a shard is held in memory. :func:`write_streamed_checkpoint` writes one
-``model.safetensors`` or ``model-0000i-of-0000N.safetensors`` shards plus
+nothing the size of a file is held in memory. :func:`write_streamed_checkpoint` writes one
+``model.safetensors`` or ``model-0000i-of-0000N.safetensors`` files plus
 ``model.safetensors.index.json``, with config.json and any extra files, atomically.
+(mergekit and transformers call these file parts "shards"; here "shard" is a shard actor's
+slice of the tensors, see :mod:`soup_search.engine.shard`.)
 Both :func:`soup_search.io.checkpoint.write_checkpoint` (tensors in memory) and
 :func:`soup_search.merge.stream.merge_to_disk` (tensors merged chunk by chunk) use it.
 """
@@ -17,23 +19,21 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+import torch
 
-from soup_search.errors import MergeError
 from soup_search.io.atomic import atomic_dir
 from soup_search.io.dtypes import DTYPE_BYTES, st_dtype
-
-if TYPE_CHECKING:
-    import torch
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 CONFIG_FILE = "config.json"
-DEFAULT_SHARD_BYTES = 5 * 2**30
+DEFAULT_FILE_BYTES = 5 * 2**30  # largest weight file (mergekit's and transformers' default "5GB" shard)
 # the order of dtypes within a file written by safetensors 0.8 itself (checked with save_file)
 _FILE_ORDER = {st: i for i, st in enumerate((
     "U64", "I64", "F64", "F32", "U32", "I32", "BF16", "F16", "U16", "I16",
     "F8_E4M3", "F8_E5M2", "I8", "U8", "BOOL"))}
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """An output tensor known before its data: name, shape, safetensors dtype string."""
@@ -47,45 +47,45 @@ class TensorSpec:
         return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
 
 
-def shard_layout(specs: Sequence[TensorSpec], max_shard_bytes: int) -> list[list[TensorSpec]]:
-    """Split ``specs`` into shards, each ordered as safetensors orders a file.
+def file_layout(specs: Sequence[TensorSpec], max_file_bytes: int) -> list[list[TensorSpec]]:
+    """Split ``specs`` into weight files, each ordered as safetensors orders a file.
 
-    Tensors fill a shard until the next one would pass ``max_shard_bytes`` (a larger tensor
-    gets a shard of its own); within a shard, by element size (largest first), then as
-    safetensors orders dtypes of one size, then by name. No specs give one empty shard.
+    Tensors fill a file until the next one would pass ``max_file_bytes`` (a larger tensor
+    gets a file of its own); within a file, by element size (largest first), then as
+    safetensors orders dtypes of one size, then by name. No specs give one empty file.
     """
-    if max_shard_bytes <= 0:
-        raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
-    shards: list[list[TensorSpec]] = []
+    if max_file_bytes <= 0:
+        raise ValueError(f"max_file_bytes must be positive, got {max_file_bytes}")
+    files: list[list[TensorSpec]] = []
     current: list[TensorSpec] = []
     size = 0
     for spec in specs:
-        if current and size + spec.nbytes > max_shard_bytes:
-            shards.append(current)
+        if current and size + spec.nbytes > max_file_bytes:
+            files.append(current)
             current, size = [], 0
         current.append(spec)
         size += spec.nbytes
-    shards.append(current)
-    return [sorted(shard, key=lambda s: (-DTYPE_BYTES[s.dtype], _FILE_ORDER.get(s.dtype, 0), s.name))
-            for shard in shards]
+    files.append(current)
+    return [sorted(part, key=lambda s: (-DTYPE_BYTES[s.dtype], _FILE_ORDER.get(s.dtype, 0), s.name))
+            for part in files]
 
 
 def write_streamed_checkpoint(
     out_dir: str | Path,
-    shards: Sequence[Sequence[TensorSpec]],
+    files: Sequence[Sequence[TensorSpec]],
     tensors: Iterable[tuple[str, torch.Tensor]],
     *,
     config: dict | None = None,
     metadata: dict[str, str] | None = None,
     extra_files: dict[str, str | bytes] | None = None,
 ) -> Path:
-    """Write a Hugging Face safetensors checkpoint whose layout (``shards``) is known up front.
+    """Write a Hugging Face safetensors checkpoint whose layout (``files``) is known up front.
 
-    ``tensors`` yields ``(name, data)`` in layout order (``[s for shard in shards for s in
-    shard]``), ``data`` being the tensor or an iterable of flat chunks of it (row-major); the
+    ``tensors`` yields ``(name, data)`` in layout order (``[s for part in files for s in
+    part]``), ``data`` being the tensor or an iterable of flat chunks of it (row-major); the
     bytes of each go straight to the file before the next is requested (so the producer may
     reuse its buffers). Each file's header is written first, computed from
-    the specs; nothing the size of a shard is held in memory. One shard is saved as
+    the specs; nothing the size of a file is held in memory. One file is saved as
     ``model.safetensors``; several as ``model-0000i-of-0000N.safetensors`` plus
     ``model.safetensors.index.json``. Written into a temp dir next to ``out_dir`` and
     renamed at the end; on an exception nothing is left behind.
@@ -93,19 +93,19 @@ def write_streamed_checkpoint(
     file_metadata = {"format": "pt", **(metadata or {})}
     if not all(isinstance(v, str) for v in file_metadata.values()):
         raise ValueError(f"safetensors metadata values must be strings, got {file_metadata}")
-    n = len(shards)
-    files = [SINGLE_FILE] if n == 1 else [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
+    n = len(files)
+    names = [SINGLE_FILE] if n == 1 else [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
     stream = iter(tensors)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        for fname, shard in zip(files, shards):
-            _write_file(tmp / fname, shard, stream, file_metadata)
+        for fname, part in zip(names, files):
+            _write_file(tmp / fname, part, stream, file_metadata)
         extra = next(stream, None)
         if extra is not None:
             raise ValueError(f"tensor {extra[0]!r} is not in the layout")
         if n > 1:
-            specs = [s for shard in shards for s in shard]
-            weight_map = {s.name: f for f, shard in zip(files, shards) for s in shard}
+            specs = [s for part in files for s in part]
+            weight_map = {s.name: f for f, part in zip(names, files) for s in part}
             index = {"metadata": {"total_size": sum(s.nbytes for s in specs),
                                   "total_parameters": sum(math.prod(s.shape) for s in specs)},
                      "weight_map": dict(sorted(weight_map.items()))}
@@ -123,13 +123,11 @@ def write_streamed_checkpoint(
     return out_dir
 
 
-def _write_file(path: Path, shard: Sequence[TensorSpec], stream: Iterator, metadata: dict[str, str]) -> None:
+def _write_file(path: Path, specs: Sequence[TensorSpec], stream: Iterator, metadata: dict[str, str]) -> None:
     """One .safetensors file: 8-byte header length, JSON header padded to 8 bytes, raw tensor data."""
-    import torch
-
     header: dict = {"__metadata__": metadata}
     offset = 0
-    for spec in shard:
+    for spec in specs:
         header[spec.name] = {"dtype": spec.dtype, "shape": list(spec.shape),
                              "data_offsets": [offset, offset + spec.nbytes]}
         offset += spec.nbytes
@@ -138,7 +136,7 @@ def _write_file(path: Path, shard: Sequence[TensorSpec], stream: Iterator, metad
     with open(path, "wb") as fh:
         fh.write(len(raw).to_bytes(8, "little"))
         fh.write(raw)
-        for spec in shard:
+        for spec in specs:
             name, data = next(stream, (None, None))
             if name != spec.name:
                 raise ValueError(f"expected tensor {spec.name!r} next, got {name!r}")

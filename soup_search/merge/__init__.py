@@ -9,21 +9,18 @@ semantics and defaults as mergekit 0.1.5) and ``interpolate``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
+import torch
+
+from soup_search.merge.method import MergeMethod
 from soup_search.merge.plan import MergePlan
 from soup_search.merge.recipe import MergeRecipe, ModelEntry
 from soup_search.merge.registry import METHODS, get_method
 
-if TYPE_CHECKING:
-    import torch
-
 __all__ = [
-    "METHODS", "MergePlan", "MergeRecipe", "ModelEntry", "get_method", "merge_tensor",
+    "METHODS", "MergeMethod", "MergePlan", "MergeRecipe", "ModelEntry", "get_method", "merge_tensor",
     "output_dtype", "reasoning_vector",
 ]
-
-
 
 def merge_tensor(recipe: MergeRecipe, name: str, tensors: Mapping[str, torch.Tensor],
                  base: torch.Tensor | None = None, *, num_layers: int | None = None) -> torch.Tensor:
@@ -40,8 +37,6 @@ def merge_tensor(recipe: MergeRecipe, name: str, tensors: Mapping[str, torch.Ten
 
 def output_dtype(recipe: MergeRecipe, input_dtype: torch.dtype) -> torch.dtype:
     """The dtype to write: the recipe's ``out_dtype``, else ``dtype``, else ``input_dtype``."""
-    import torch
-
     name = recipe.out_dtype or recipe.dtype
     return getattr(torch, name) if name else input_dtype
 

@@ -79,8 +79,11 @@ class InterpolateMerge(MergeMethod):
         lam = params.shared["lambda"]
         return (lam, 1.0 - lam)
 
-    def merge(self, plan, tensors, base):
-        return weighted_sum(tensors, plan)
+    def merge(self, prepared, tensors, base):
+        return weighted_sum(tensors, prepared)
+
+    def linear_form(self, prepared):
+        return prepared, 0.0
 
 
 interpolate = InterpolateMerge()

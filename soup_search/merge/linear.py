@@ -46,8 +46,11 @@ class LinearMerge(MergeMethod):
             weights = [w / total for w in weights]
         return tuple(weights)
 
-    def merge(self, plan, tensors, base):
-        return weighted_sum(tensors, plan)
+    def merge(self, prepared, tensors, base):
+        return weighted_sum(tensors, prepared)
+
+    def linear_form(self, prepared):
+        return prepared, 0.0
 
 
 linear = LinearMerge()

@@ -2,21 +2,23 @@
 
 A method is a configured instance (see :mod:`soup_search.merge.registry`), not a subclass
 tree: it declares its parameters and how it treats ``base_model``, turns the parameters
-resolved for one tensor name into a small precomputed plan (:meth:`MergeMethod.prepare`,
-cached per tensor name, where bad weights are refused), and merges tensors with that plan
-(:meth:`MergeMethod.merge`, the hot path: float32 accumulation with in-place torch ops).
+resolved for one tensor name into a small precomputed value, its *prepared* form
+(:meth:`MergeMethod.prepare`, cached per tensor name, where bad weights are refused), and
+merges tensors with it (:meth:`MergeMethod.merge`, the hot path: float32 accumulation with
+in-place torch ops). A method whose merge is a weighted sum says so with
+:meth:`MergeMethod.linear_form`; the fast paths (shard actors, the disk-to-disk merge) ask
+only that.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from soup_search.merge.params import ParamSpec, TensorParams
-
-if TYPE_CHECKING:
-    import torch
 
 ZERO_SUM = 1e-8  # mergekit's threshold for a zero weight sum (generalized_task_arithmetic.py)
 
@@ -46,11 +48,22 @@ class MergeMethod(ABC):
 
     @abstractmethod
     def prepare(self, params: TensorParams) -> Any:
-        """Precompute what :meth:`merge` needs for one tensor; raise MergeError on bad weights."""
+        """Precompute what :meth:`merge` needs for one tensor (its *prepared* form); raise
+        MergeError on bad weights."""
 
     @abstractmethod
-    def merge(self, plan: Any, tensors: Sequence[torch.Tensor], base: torch.Tensor | None) -> torch.Tensor:
-        """Merge one tensor per input (``params.keys`` order); returns float32."""
+    def merge(self, prepared: Any, tensors: Sequence[torch.Tensor], base: torch.Tensor | None) -> torch.Tensor:
+        """Merge one tensor per input (``params.keys`` order) with ``prepared``; returns float32."""
+
+    def linear_form(self, prepared: Any) -> tuple[tuple[float, ...], float] | None:
+        """``(coeffs, base_coeff)`` when :meth:`merge` with ``prepared`` is exactly
+        ``weighted_sum(tensors, coeffs, base, base_coeff)``, else None (the default).
+
+        ``coeffs`` align with the inputs; ``base_coeff`` is 0 for a method without a base.
+        The fast paths (shard actors, the disk-to-disk merge) use only this to decide
+        whether they may compute the merge as a blocked weighted sum.
+        """
+        return None
 
 
 def weighted_sum(tensors: Sequence[torch.Tensor], coeffs: Sequence[float],
@@ -60,8 +73,6 @@ def weighted_sum(tensors: Sequence[torch.Tensor], coeffs: Sequence[float],
     Zero coefficients are skipped (that model's tensor is not touched), so a zero weight in
     a soup costs nothing.
     """
-    import torch
-
     terms = [(t, c) for t, c in zip(tensors, coeffs) if c != 0]
     if base is not None and base_coeff != 0:
         terms.append((base, base_coeff))

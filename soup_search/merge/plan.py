@@ -1,28 +1,31 @@
-"""A recipe's per-tensor plan: which inputs a method reads and their resolved parameters.
+"""A recipe's plan: which inputs a method reads and, per tensor, their resolved parameters.
 
 Parameters are resolved (filters, gradients, defaults; see :mod:`soup_search.merge.params`)
-and prepared by the method once per tensor name, then cached, so the hot path
-(:meth:`MergePlan.merge`, called per tensor per trial) does no string or regex work.
+and prepared by the method (:meth:`MergeMethod.prepare`) once per tensor name, then cached,
+so the hot path (:meth:`MergePlan.merge`, called per tensor per trial) does no string or
+regex work. "Plan" is this per-recipe object; what a method prepares per tensor is its
+"prepared" form.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from soup_search.errors import MergeError
 from soup_search.merge.params import TensorParams, layer_t, resolve
 
-if TYPE_CHECKING:
-    import torch
-
-    from soup_search.merge.recipe import MergeRecipe
-
 
 class MergePlan:
-    """Resolved, prepared parameters of one recipe, per tensor name (built lazily)."""
+    """Resolved, prepared parameters of one recipe, per tensor name (built lazily).
 
-    def __init__(self, recipe: MergeRecipe, num_layers: int | None = None):
+    ``recipe`` is a :class:`~soup_search.merge.recipe.MergeRecipe`, which builds its plans
+    (:meth:`MergeRecipe.plan`); this module does not import it, so there is no cycle.
+    """
+
+    def __init__(self, recipe, num_layers: int | None = None):
         self.recipe = recipe
         self.method = recipe.method
         self.num_layers = num_layers
@@ -54,10 +57,16 @@ class MergePlan:
         return params
 
     def prepared(self, name: str) -> Any:
-        plan = self._prepared.get(name)
-        if plan is None:
-            plan = self._prepared[name] = self.method.prepare(self.params(name))
-        return plan
+        """The method's prepared form for tensor ``name`` (cached)."""
+        prepared = self._prepared.get(name)
+        if prepared is None:
+            prepared = self._prepared[name] = self.method.prepare(self.params(name))
+        return prepared
+
+    def linear_form(self, name: str) -> tuple[tuple[float, ...], float] | None:
+        """``(coeffs, base_coeff)`` if the merge of tensor ``name`` is a weighted sum of
+        ``keys`` (and ``base_key``), else None: :meth:`MergeMethod.linear_form`."""
+        return self.method.linear_form(self.prepared(name))
 
     def check(self, names: Iterable[str], allow_negative: bool = False) -> None:
         """Resolve and prepare every tensor up front, so bad weights fail before any output."""
@@ -73,7 +82,7 @@ class MergePlan:
 
     def merge(self, name: str, tensors: Mapping[str, torch.Tensor], base: torch.Tensor | None = None) -> torch.Tensor:
         """Merge tensor ``name`` from ``tensors`` (model key -> tensor); returns float32."""
-        plan = self.prepared(name)
+        prepared = self.prepared(name)
         try:
             inputs = [tensors[k] for k in self.keys]
         except KeyError as err:
@@ -82,4 +91,4 @@ class MergePlan:
             base = tensors.get(self.base_key)
             if base is None:
                 raise MergeError(f"tensor {name!r}: {self.method.name} needs the base model's tensor; pass base=")
-        return self.method.merge(plan, inputs, base)
+        return self.method.merge(prepared, inputs, base)

@@ -19,17 +19,16 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationInfo, model_validator
 
 from soup_search.errors import ConfigError
+from soup_search.merge.method import MergeMethod
 from soup_search.merge.params import has_gradient, setting_problems
+from soup_search.merge.plan import MergePlan
 from soup_search.merge.registry import METHODS
-
-if TYPE_CHECKING:
-    from soup_search.merge.plan import MergePlan
 
 DTYPES = ("float32", "float16", "bfloat16")
 KEYS = ("models", "merge_method", "base_model", "parameters", "dtype", "out_dtype", "tokenizer_source")
@@ -142,7 +141,7 @@ class MergeRecipe(BaseModel):
 
     # -- use --------------------------------------------------------------------------
     @property
-    def method(self):
+    def method(self) -> MergeMethod:
         return METHODS[self.merge_method]
 
     @property
@@ -166,9 +165,7 @@ class MergeRecipe(BaseModel):
         return found
 
     def plan(self, num_layers: int | None = None) -> MergePlan:
-        """The cached per-tensor plan (``num_layers`` only matters for gradient parameters)."""
-        from soup_search.merge.plan import MergePlan
-
+        """The cached plan (``num_layers`` only matters for gradient parameters)."""
         key = num_layers if self.has_gradients() else None
         plan = self._plans.get(key)
         if plan is None:

@@ -1,10 +1,11 @@
 """Disk-to-disk merging: stream tensor by tensor from safetensors inputs into a new checkpoint.
 
-The candidates is validated first (same architecture, config, tensor names and shapes,
+The candidate set is validated first (same architecture, config, tensor names and shapes,
 vocabulary: :func:`load_candidates`), and every tensor's parameters are resolved and checked
 before anything is written. Each output file's header is computed up front from the
-shapes and dtypes and written first. Then, for the weighted-sum methods (linear,
-interpolate, task_arithmetic), each tensor is merged in chunks of :data:`CHUNK` elements:
+shapes and dtypes and written first. Then, for a tensor whose merge is a weighted sum
+(:meth:`MergeMethod.linear_form`: linear, interpolate, task_arithmetic without
+sparsification), it is merged in chunks of :data:`CHUNK` elements:
 ``pread`` of the chunk from each input with a non-zero coefficient into a small reused
 buffer (no memory map grows the resident set; a zero-weight model is not read), the same
 torch ops as :func:`soup_search.merge.merge_tensor` into a reused float32 buffer (elementwise,
@@ -14,14 +15,13 @@ a few MiB of buffers. Other methods (ties needs whole tensors for its top-k) rea
 tensors into per-input buffers and call :meth:`MergePlan.merge`; so does a non-CPU
 ``device``. The arithmetic runs on one torch thread (see :data:`MERGE_THREADS`).
 
-NaN/Inf check: for the weighted-sum methods (linear, interpolate, task_arithmetic) the
-*result* is checked (a non-finite input with a non-zero coefficient always makes the result
+NaN/Inf check: for a weighted sum the *result* is checked (a non-finite input with a non-zero coefficient always makes the result
 non-finite: NaN*c = NaN, Inf*c = ±Inf, Inf-Inf = NaN), and only a non-finite result sends
 us to the inputs to name the culprit; a model with coefficient zero is ignored. For other
 methods (ties: pruning can drop an entry, and a zero weight multiplies NaN into NaN) every
 input is checked. Both use a cheap test first: a finite ``sum()`` proves every element finite.
 
-The output is a Hugging Face checkpoint (config.json with the new dtype, safetensors shards
+The output is a Hugging Face checkpoint (config.json with the new dtype, safetensors files
 and index, tokenizer files, README.md card), written atomically: on any error nothing is
 left behind, by :func:`soup_search.io.safetensors_format.write_streamed_checkpoint` (shared with
 :func:`soup_search.io.checkpoint.write_checkpoint`).
@@ -33,20 +33,19 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from soup_search.io.checkpoint import TOKENIZER_FILES, read_header
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from soup_search.candidates import load_candidates
 from soup_search.errors import CandidateError, MergeError
+from soup_search.io.checkpoint import TOKENIZER_FILES, CheckpointReader
+from soup_search.io.dtypes import st_dtype, torch_dtype
+from soup_search.io.safetensors_format import DEFAULT_FILE_BYTES, TensorSpec, file_layout, write_streamed_checkpoint
 from soup_search.merge import output_dtype
 from soup_search.merge.card import model_card
+from soup_search.merge.plan import MergePlan
 from soup_search.merge.recipe import MergeRecipe
-from soup_search.io.dtypes import st_dtype, torch_dtype
-from soup_search.io.safetensors_format import DEFAULT_SHARD_BYTES, TensorSpec, shard_layout, write_streamed_checkpoint
-
-if TYPE_CHECKING:
-    import torch
-
-    from soup_search.io.checkpoint import CheckpointReader
 
 # torch threads for the arithmetic: the loop is memory-bound, and a second OpenMP thread that
 # spin-waits between ops while this thread is in read()/write() costs more than it gains
@@ -73,7 +72,7 @@ def merge_to_disk(
     out_dir: str | Path,
     paths: Mapping[str, str | Path],
     *,
-    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+    max_file_bytes: int = DEFAULT_FILE_BYTES,
     allow_negative: bool = False,
     allow_nonfinite: bool = False,
     device: str = "cpu",
@@ -81,12 +80,9 @@ def merge_to_disk(
 ) -> Path:
     """Merge the checkpoints at ``paths`` (model key -> directory) by ``recipe`` into ``out_dir``.
 
+    Weight files hold at most ``max_file_bytes`` each (a larger tensor gets a file of its own).
     Runs torch on :data:`MERGE_THREADS` intra-op threads meanwhile (process-wide; restored after).
     """
-    import torch
-
-    from soup_search.candidates import load_candidates
-
     keys = recipe.model_keys
     missing = [k for k in keys if k not in paths]
     if missing:
@@ -119,18 +115,18 @@ def merge_to_disk(
         if dtype.is_floating_point:
             in_dtype = st_dtype(output_dtype(recipe, dtype))
         specs.append(TensorSpec(name, tuple(candidates.tensor_infos[name].shape), in_dtype))
-    shards = shard_layout(specs, max_shard_bytes)
+    files = file_layout(specs, max_file_bytes)
     merger = _Merger(plan, {k: _Source(r) for k, r in readers.items()}, first_key,
                      check=not allow_nonfinite, device=device)
 
     def tensors() -> Iterator[tuple[str, torch.Tensor | Iterator[torch.Tensor]]]:
-        for spec in _track([s for shard in shards for s in shard], progress):
+        for spec in _track([s for part in files for s in part], progress):
             yield spec.name, merger.merge(spec)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(MERGE_THREADS)
     try:
-        return write_streamed_checkpoint(out_dir, shards, tensors(), config=config, extra_files=extra,
+        return write_streamed_checkpoint(out_dir, files, tensors(), config=config, extra_files=extra,
                                          metadata={"soup_search_recipe": recipe.fingerprint()})
     finally:
         torch.set_num_threads(threads)
@@ -144,15 +140,6 @@ class _Source:
 
     def __init__(self, reader: CheckpointReader):
         self.reader = reader
-        headers = {file: read_header(file) for file in reader.files}
-        self._where: dict[str, int] = {}  # name -> absolute offset in its file
-        for name, info in reader.infos().items():
-            header = headers[info.file]
-            begin, stop = header.entries[name]["data_offsets"] if name in header.entries else (0, -1)
-            if stop - begin != info.nbytes:
-                raise CandidateError(f"{info.file}: changed since it was opened (tensor {name!r}); "
-                                     "re-download or re-save the checkpoint")
-            self._where[name] = header.data_start + begin
         self._fds: dict[Path, int] = {}
         self._buffer = self._view = None
 
@@ -164,6 +151,10 @@ class _Source:
             except OSError as err:
                 raise CandidateError(f"{file}: cannot open ({err.strerror or err}); "
                                      "check the path and permissions") from None
+            if os.fstat(fd).st_size != self.reader.file_size(file):
+                os.close(fd)
+                del self._fds[file]
+                raise CandidateError(f"{file}: changed since it was opened; re-download or re-save the checkpoint")
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return fd
@@ -171,8 +162,6 @@ class _Source:
     def read(self, name: str, start: int = 0, count: int | None = None) -> torch.Tensor:
         """Elements ``[start, start + count)`` of tensor ``name`` (flat; the whole tensor, shaped, by
         default) as a view of this source's buffer: valid until the next read."""
-        import torch
-
         info = self.reader.info(name)
         dtype = torch_dtype(info.dtype)
         size = dtype.itemsize
@@ -180,7 +169,7 @@ class _Source:
         if self._buffer is None or self._buffer.numel() < nbytes:
             self._buffer = torch.empty(nbytes, dtype=torch.uint8)
             self._view = memoryview(self._buffer.numpy())
-        fd, offset, done = self._fd(info.file), self._where[name] + start * size, 0
+        fd, offset, done = self._fd(info.file), info.offset + start * size, 0
         while done < nbytes:
             n = os.preadv(fd, [self._view[done:nbytes]], offset + done)
             if n <= 0:
@@ -200,7 +189,7 @@ class _Source:
 class _Merger:
     """Merges one tensor at a time into reused buffers, exactly as :meth:`MergePlan.merge` would."""
 
-    def __init__(self, plan, sources: Mapping[str, _Source], first_key: str, *, check: bool, device: str):
+    def __init__(self, plan: MergePlan, sources: Mapping[str, _Source], first_key: str, *, check: bool, device: str):
         self.plan, self.sources, self.first_key = plan, sources, first_key
         self.check, self.device = check, device
         self._buffers: dict = {}  # torch dtype -> flat buffer of CHUNK elements
@@ -213,15 +202,13 @@ class _Merger:
         if not out_dtype.is_floating_point:  # integer buffers: copied from the first model
             source = self.sources[self.first_key]
             return (source.read(name, i, min(CHUNK, numel - i)) for i in range(0, numel, CHUNK))
-        form = _linear_form(self.plan, name) if self.device == "cpu" else None
+        form = self.plan.linear_form(name) if self.device == "cpu" else None
         if form is not None:
             return self._weighted_sum(name, numel, out_dtype, *form)
         merged = self._general(name)
         return merged if merged.dtype == out_dtype else merged.to(out_dtype)
 
     def _buffer(self, dtype, count: int) -> torch.Tensor:
-        import torch
-
         buf = self._buffers.get(dtype)
         if buf is None:
             buf = self._buffers[dtype] = torch.empty(CHUNK, dtype=dtype)
@@ -229,8 +216,6 @@ class _Merger:
 
     def _weighted_sum(self, name: str, numel: int, out_dtype, coeffs, base_coeff) -> Iterator[torch.Tensor]:
         """:func:`soup_search.merge.method.weighted_sum`, chunk by chunk (elementwise ops: same bits)."""
-        import torch
-
         terms = [(k, c) for k, c in zip(self.plan.keys, coeffs) if c != 0]
         if self.plan.base_key is not None and base_coeff != 0:
             terms.append((self.plan.base_key, base_coeff))
@@ -275,29 +260,8 @@ class _Merger:
             source.close()
 
 
-def _linear_form(plan, name: str) -> tuple[tuple[float, ...], float] | None:
-    """``(coeffs, base_coeff)`` when the method's merge of ``name`` is ``weighted_sum``, else None.
-
-    A proposal for :class:`MergeMethod` (a ``linear_form(plan)`` hook); until then the
-    methods known to reduce to :func:`weighted_sum` are listed here.
-    """
-    from soup_search.merge.interpolate import InterpolateMerge
-    from soup_search.merge.linear import LinearMerge
-    from soup_search.merge.task_arithmetic import GeneralizedTaskArithmetic
-
-    method, prepared = plan.method, plan.prepared(name)
-    if isinstance(method, LinearMerge | InterpolateMerge):
-        return tuple(prepared), 0.0
-    if (isinstance(method, GeneralizedTaskArithmetic) and method.consensus is None
-            and method.sparsify is None and plan.keys):
-        return prepared.coeffs, prepared.base_coeff
-    return None
-
-
 def _all_finite(t: torch.Tensor) -> bool:
     """Whether ``t`` holds no NaN/Inf: a finite sum proves it in one pass with no allocation."""
-    import torch
-
     if t.dtype in (torch.float32, torch.float64):
         if math.isfinite(t.sum()):
             return True
@@ -332,8 +296,6 @@ def _track(specs: list[TensorSpec], enabled: bool) -> Iterator[TensorSpec]:
     if not enabled:
         yield from specs
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     columns = (TextColumn("merging"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.description}"))
     with Progress(*columns, transient=True) as bar:

@@ -26,13 +26,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import torch
+
 from soup_search.errors import MergeError
 from soup_search.merge.method import ZERO_SUM, MergeMethod, weighted_sum
 from soup_search.merge.params import ParamSpec, TensorParams
 
 
 @dataclass(frozen=True)
-class GTAPlan:
+class GTAPrepared:
     """What one tensor needs: weights, densities, and the global switches."""
 
     weights: tuple[float, ...]
@@ -66,35 +68,43 @@ class GeneralizedTaskArithmetic(MergeMethod):
             ParamSpec("int8_mask", bool, "global", False, help="mergekit memory option; ignored"),
         )
 
-    def prepare(self, params: TensorParams) -> GTAPlan:
+    def prepare(self, params: TensorParams) -> GTAPrepared:
         weights = tuple(params.column("weight"))
-        plan = GTAPlan(weights, tuple(params.column("density")), params.shared["normalize"],
-                       params.shared["lambda"], params.shared["rescale"])
+        prepared = GTAPrepared(weights, tuple(params.column("density")), params.shared["normalize"],
+                               params.shared["lambda"], params.shared["rescale"])
         total = sum(weights)
-        if plan.normalize and weights and abs(total) < ZERO_SUM:
+        if prepared.normalize and weights and abs(total) < ZERO_SUM:
             raise MergeError(
                 f"{self.name}: weights {list(weights)} for tensor {params.name!r} sum to zero with "
                 "normalize: true; change the weights or set normalize: false")
-        if self.consensus is None and self.sparsify is None:
-            scale = plan.lam / total if plan.normalize else plan.lam
+        if self._is_linear:
+            scale = prepared.lam / total if prepared.normalize else prepared.lam
             coeffs = tuple(scale * w for w in weights)
-            return replace(plan, coeffs=coeffs, base_coeff=1.0 - sum(coeffs))
-        return plan
+            return replace(prepared, coeffs=coeffs, base_coeff=1.0 - sum(coeffs))
+        return prepared
 
-    def merge(self, plan: GTAPlan, tensors, base):
-        import torch
+    @property
+    def _is_linear(self) -> bool:
+        """Without sign election or sparsification the merge is a weighted sum."""
+        return self.consensus is None and self.sparsify is None
 
+    def linear_form(self, prepared: GTAPrepared):
+        if not self._is_linear or not prepared.weights:
+            return None  # only the base: merge() copies it
+        return prepared.coeffs, prepared.base_coeff
+
+    def merge(self, prepared: GTAPrepared, tensors, base):
         if not tensors:
             return base.to(torch.float32, copy=True)
-        if self.consensus is None and self.sparsify is None:
-            return weighted_sum(tensors, plan.coeffs, base, plan.base_coeff)
+        if self._is_linear:
+            return weighted_sum(tensors, prepared.coeffs, base, prepared.base_coeff)
         base32 = base.to(torch.float32)
         deltas = torch.empty((len(tensors), *base.shape), dtype=torch.float32, device=base.device)
         for i, t in enumerate(tensors):
             torch.sub(t, base32, out=deltas[i])
             if self.sparsify is not None:
-                deltas[i] = self.sparsify(deltas[i], plan.densities[i], plan.rescale)
-        w = torch.tensor(plan.weights, dtype=torch.float32, device=base.device)
+                deltas[i] = self.sparsify(deltas[i], prepared.densities[i], prepared.rescale)
+        w = torch.tensor(prepared.weights, dtype=torch.float32, device=base.device)
         w = w.view(-1, *([1] * base.dim()))
         deltas.mul_(w)
         if self.consensus is not None:
@@ -106,10 +116,10 @@ class GeneralizedTaskArithmetic(MergeMethod):
             mixed = deltas.sum(dim=0)
             divisor = w.sum(dim=0)
             divisor[divisor.abs() < ZERO_SUM] = 1
-        if plan.normalize:
+        if prepared.normalize:
             mixed /= divisor
-        if plan.lam != 1:
-            mixed *= plan.lam
+        if prepared.lam != 1:
+            mixed *= prepared.lam
         return mixed.add_(base32)
 
 

@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from soup_search.errors import CandidateError
+from soup_search.scoring.generation import evaluate
 from soup_search.scoring.protocol import ScoreResult
 
 
@@ -16,8 +18,6 @@ class HFScorer:
 
     def __init__(self, template: str | Path, device: str | None = None, batch_size: int = 256,
                  threads: int | None = None):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         if threads:
             torch.set_num_threads(threads)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -44,11 +44,8 @@ class HFScorer:
                 loaded += 1
         return loaded
 
-    def score(self, objective, split: str, categories: Iterable[str] | None = None,
-              held_out: bool = False) -> ScoreResult:
-        from soup_search.scoring.generation import evaluate
-
-        out = evaluate(self.model, self.tokenizer, objective, split, categories=categories,
-                       held_out=held_out, batch_size=self.batch_size)
+    def score(self, objective, split: str, held_out: bool = False) -> ScoreResult:
+        out = evaluate(self.model, self.tokenizer, objective, split, held_out=held_out,
+                       batch_size=self.batch_size)
         return ScoreResult(per_category=dict(out["per_category"]), counts=dict(out["counts"]),
                            seconds=float(out["seconds"]))

@@ -19,6 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from soup_search.objectives import get_objective
+
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
@@ -28,8 +30,6 @@ class ObjectiveSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self):
-        from soup_search.objectives import get_objective
-
         return get_objective(self.name, **dict(self.params))
 
     def fingerprint(self) -> str:
@@ -69,6 +69,5 @@ class Scorer(Protocol):
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> int:
         """Copy the named tensors into the model in place; return how many were loaded."""
 
-    def score(self, objective, split: str, categories: Iterable[str] | None = None,
-              held_out: bool = False) -> ScoreResult:
+    def score(self, objective, split: str, held_out: bool = False) -> ScoreResult:
         """Greedy-generate answers for the split's prompts and score them per category."""

@@ -55,9 +55,8 @@ class VLLMScorer:
         self.llm.reset_prefix_cache()
         return len(batch)
 
-    def score(self, objective, split: str, categories: Iterable[str] | None = None,
-              held_out: bool = False) -> ScoreResult:
-        examples = objective.examples(split, categories, held_out=held_out)
+    def score(self, objective, split: str, held_out: bool = False) -> ScoreResult:
+        examples = objective.examples(split, held_out=held_out)
         params = self._sampling_params(temperature=0.0, max_tokens=objective.max_new_tokens)
         start = time.perf_counter()
         outputs = self.llm.generate([ex.prompt for ex in examples], params, use_tqdm=False)

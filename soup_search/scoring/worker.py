@@ -6,7 +6,7 @@ arrive as the shard group's per-shard ``{name: array}`` dicts and are loaded zer
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +14,19 @@ import torch
 
 from soup_search.errors import SoupSearchError
 from soup_search.io.dtypes import array_to_torch
+from soup_search.scoring.hf import HFScorer
 from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult, Scorer
+from soup_search.scoring.vllm import VLLMScorer
 
 BACKENDS = ("hf", "vllm")
 
 
 def make_scorer(backend: str, template: str | Path, batch_size: int = 256, threads: int | None = None) -> Scorer:
-    """The scorer registered as ``backend``: ``hf`` (transformers) or ``vllm``."""
+    """The scorer registered as ``backend``: ``hf`` (transformers) or ``vllm`` (the extra is
+    imported only when a vLLM scorer is built)."""
     if backend == "hf":
-        from soup_search.scoring.hf import HFScorer
-
         return HFScorer(template, batch_size=batch_size, threads=threads)
     if backend == "vllm":
-        from soup_search.scoring.vllm import VLLMScorer
-
         return VLLMScorer(template, batch_size=batch_size)
     raise SoupSearchError(f"unknown scorer backend {backend!r}; use one of {', '.join(BACKENDS)}")
 
@@ -56,12 +55,12 @@ class ScorerWorker:
             self._objectives[key] = spec.build()
         return self._objectives[key]
 
-    def score_parts(self, spec: ObjectiveSpec, split: str, categories: Sequence[str] | None,
-                    held_out: bool, *parts: Mapping[str, np.ndarray]) -> ScoreResult:
+    def score_parts(self, spec: ObjectiveSpec, split: str, held_out: bool,
+                    *parts: Mapping[str, np.ndarray]) -> ScoreResult:
         """Load the weights of ``parts`` (one dict per shard) and score them on ``split``."""
         self.scorer.load_weights(shard_tensors(parts))
         self.calls += 1
-        return self.scorer.score(self.objective(spec), split, categories=categories, held_out=held_out)
+        return self.scorer.score(self.objective(spec), split, held_out=held_out)
 
     def stats(self) -> dict:
         return {"calls": self.calls}

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import optuna
+
 from soup_search.errors import ConfigError
 
 MODULES = ("attn", "mlp")
@@ -79,8 +81,6 @@ class SearchSpace:
                 trial.suggest_float(name, 0.0, 1.0)
 
     def distributions(self) -> dict:
-        import optuna
-
         out = {}
         for g in self.groups:
             if len(self.alternates[g]) > 1:

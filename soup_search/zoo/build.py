@@ -20,9 +20,18 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from transformers import LlamaForCausalLM
+from transformers.utils import logging as hf_logging
+
 from soup_search.io.atomic import atomic_dir
 from soup_search.io.paths import cache_dir
+from soup_search.objectives import toy
+from soup_search.objectives.toy import ToyObjective
 from soup_search.zoo.model import CODE_VERSION, ZooError, ZooSpec, get_spec, llama_config
+from soup_search.zoo.tokenizer import build_char_tokenizer
+from soup_search.zoo.train import CategoryData, train
 
 MANIFEST = "manifest.json"
 
@@ -61,8 +70,6 @@ class Zoo:
 
 def fingerprint(spec: ZooSpec, seed: int) -> str:
     """Hash of the spec, the seed, the code version and the toy task definitions."""
-    from soup_search.objectives import toy
-
     toy_src = hashlib.blake2b(inspect.getsource(toy).encode(), digest_size=6).hexdigest()
     return hashlib.blake2b(f"{spec.fingerprint(seed)}/{toy_src}/{CODE_VERSION}".encode(),
                            digest_size=6).hexdigest()
@@ -109,8 +116,6 @@ TRAIN_THREADS = 1
 @contextlib.contextmanager
 def single_thread() -> Iterator[None]:
     """Train with :data:`TRAIN_THREADS` torch threads, then restore the caller's setting."""
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(TRAIN_THREADS)
     try:
@@ -120,14 +125,6 @@ def single_thread() -> Iterator[None]:
 
 
 def _build_into(root: Path, name: str, spec: ZooSpec, seed: int, fp: str, progress: bool) -> None:
-    import torch
-    from transformers import LlamaForCausalLM
-    from transformers.utils import logging as hf_logging
-
-    from soup_search.objectives.toy import ToyObjective
-    from soup_search.zoo.tokenizer import build_char_tokenizer
-    from soup_search.zoo.train import CategoryData, train
-
     start, cpu_start = time.perf_counter(), time.process_time()
     hf_logging.disable_progress_bar()  # our own bars only, no "Writing model shards"
     tokenizer = build_char_tokenizer()
@@ -175,8 +172,6 @@ def expert_mixture(spec: ZooSpec, categories: tuple[str, ...]) -> dict[str, floa
 
 
 def _save(model, tokenizer, path: Path) -> None:
-    import torch
-
     model.to(torch.float32)
     gen = model.generation_config
     gen.do_sample, gen.max_new_tokens = False, 16
@@ -192,8 +187,6 @@ def _progress(enabled: bool, jobs: list[tuple]) -> Iterator:
     if not enabled:
         yield lambda _k: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     with Progress(TextColumn("[bold]{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), transient=False) as bar:
         tasks = [bar.add_task(f"train {name}", total=steps, start=False) for name, _r, _c, steps in jobs]

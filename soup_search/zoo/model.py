@@ -15,6 +15,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from transformers import LlamaConfig
+
 from soup_search.errors import ZooError  # noqa: F401  (re-exported by soup_search.zoo)
 
 #: bump whenever training code changes what a build produces; part of the cache fingerprint
@@ -93,8 +95,6 @@ def get_spec(size: str) -> tuple[str, ZooSpec]:
 
 def llama_config(spec: ZooSpec, tokenizer):
     """The ``LlamaConfig`` of one zoo size for the char tokenizer."""
-    from transformers import LlamaConfig
-
     return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,

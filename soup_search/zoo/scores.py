@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from soup_search.io.atomic import atomic_file
+from soup_search.scoring.generation import evaluate
+from soup_search.zoo.build import single_thread
 
 
 def score_zoo(zoo, objective, split: str, soup: bool = False, batch_size: int = 256) -> dict[str, dict[str, float]]:
     """Per-category accuracy of every zoo model (and optionally the uniform expert soup)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    from soup_search.scoring.generation import evaluate
-    from soup_search.zoo.build import single_thread
-
     hf_logging.disable_progress_bar()  # no "Loading weights" bar per checkpoint
     table: dict[str, dict[str, float]] = {}
     states = []
@@ -33,10 +35,6 @@ def score_zoo(zoo, objective, split: str, soup: bool = False, batch_size: int = 
 
 def write_scores_csv(path: Path, table: dict[str, dict[str, float]], categories) -> None:
     """CSV with a ``model`` column then one column per category, written atomically."""
-    import csv
-
-    from soup_search.io.atomic import atomic_file
-
     with atomic_file(path, mode="w") as fh:
         writer = csv.writer(fh)
         writer.writerow(["model", *categories])

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from soup_search.bench.merge import llama_layout, parse_params
 from soup_search.cli import app, main
 
-KEYS = {"models", "params", "shards", "dtype", "repeats", "model_bytes", "tensors", "disk_method",
+KEYS = {"models", "params", "shards", "dtype", "repeats", "model_bytes", "tensors",
         "disk_to_disk_s", "disk_to_disk_gbps", "in_memory_s", "in_memory_median_s", "in_memory_gbps",
         "copy_gbps", "ratio", "actor_merge_s", "in_memory_cpu_s", "in_memory_cpu_gbps",
         "copy_cpu_gbps", "ratio_cpu", "load_avg", "cpus"}

@@ -45,10 +45,10 @@ def test_sharded_inputs_and_sharded_output(sharded_pool, tmp_path):
     assert (sharded_pool / "m0" / "model.safetensors.index.json").is_file()
     recipe = MergeRecipe.soup({"m0": 0.25, "m1": 0.75})
     out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, sharded_pool),
-                        max_shard_bytes=30_000, progress=False)
+                        max_file_bytes=30_000, progress=False)
     index = json.loads((out / "model.safetensors.index.json").read_text())
-    shards = set(index["weight_map"].values())
-    assert len(shards) > 1 and all((out / s).is_file() for s in shards)
+    files = set(index["weight_map"].values())
+    assert len(files) > 1 and all((out / s).is_file() for s in files)
     a, b = CheckpointReader(sharded_pool / "m0"), CheckpointReader(sharded_pool / "m1")
     got = merged_state(out)
     assert set(got) == set(a.tensor_names)
@@ -281,7 +281,7 @@ def test_sharded_output_index_matches_the_files(candidates_dir, state_dicts, tmp
 
     recipe = MergeRecipe.soup({"m0": 0.5, "m3": 0.5})
     out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, candidates_dir),
-                        max_shard_bytes=20_000, progress=False)
+                        max_file_bytes=20_000, progress=False)
     index = json.loads((out / "model.safetensors.index.json").read_text())
     files = sorted(set(index["weight_map"].values()))
     n = len(files)
@@ -310,14 +310,14 @@ def test_sharded_output_index_matches_the_files(candidates_dir, state_dicts, tmp
 def test_failure_mid_write_leaves_nothing_and_keeps_the_old_output(candidates_dir, tmp_path):
     from soup_search.errors import MergeError
 
-    # the NaN is in the last tensor of the layout, after several shards were written
+    # the NaN is in the last tensor of the layout, after several files were written
     root = poisoned_pool(candidates_dir, tmp_path / "candidates", key="m1", name="model.norm.weight")
     recipe = MergeRecipe.soup({"m0": 0.5, "m1": 0.5})
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old")
     with pytest.raises(MergeError, match="model 'm1'"):
-        merge_to_disk(recipe, out, resolve_model_paths(recipe, root), max_shard_bytes=15_000, progress=False)
+        merge_to_disk(recipe, out, resolve_model_paths(recipe, root), max_file_bytes=15_000, progress=False)
     assert [p.name for p in out.iterdir()] == ["keep.txt"] and leftovers(tmp_path) == []
 
 
@@ -325,25 +325,25 @@ def test_writer_matches_safetensors_and_refuses_a_wrong_stream(tmp_path):
     from safetensors.torch import save_file
 
     from soup_search.io.checkpoint import read_header
-    from soup_search.io.safetensors_format import TensorSpec, shard_layout, write_streamed_checkpoint
+    from soup_search.io.safetensors_format import TensorSpec, file_layout, write_streamed_checkpoint
 
     state = {"w": torch.randn(3, 5), "b": torch.randn(7, dtype=torch.float64).to(torch.bfloat16),
              "steps": torch.arange(3, dtype=torch.int64), "scale": torch.tensor(2.5), "mask": torch.tensor([True, False])}
     specs = [TensorSpec(k, tuple(t.shape), {torch.float32: "F32", torch.bfloat16: "BF16", torch.int64: "I64",
                                             torch.bool: "BOOL"}[t.dtype]) for k, t in sorted(state.items())]
-    shards = shard_layout(specs, 2**20)
-    order = [s.name for shard in shards for s in shard]
+    files = file_layout(specs, 2**20)
+    order = [s.name for part in files for s in part]
     assert order == ["steps", "scale", "w", "b", "mask"]  # as safetensors orders a file
-    out = write_streamed_checkpoint(tmp_path / "out", shards, ((k, state[k]) for k in order), metadata={"a": "b"})
+    out = write_streamed_checkpoint(tmp_path / "out", files, ((k, state[k]) for k in order), metadata={"a": "b"})
     save_file(state, str(tmp_path / "ref.safetensors"), metadata={"format": "pt", "a": "b"})
     ours, ref = read_header(out / "model.safetensors"), read_header(tmp_path / "ref.safetensors")
     assert ours.entries == ref.entries and json.loads(ours.raw) == json.loads(ref.raw)
     assert (out / "model.safetensors").read_bytes()[ours.data_start:] == \
         (tmp_path / "ref.safetensors").read_bytes()[ref.data_start:]
     with pytest.raises(ValueError, match="expected tensor 'steps' next, got 'mask'"):
-        write_streamed_checkpoint(tmp_path / "bad", shards, ((k, state[k]) for k in reversed(order)))
+        write_streamed_checkpoint(tmp_path / "bad", files, ((k, state[k]) for k in reversed(order)))
     with pytest.raises(ValueError, match="expected"):
-        write_streamed_checkpoint(tmp_path / "bad", shards, ((k, state[k].float()) for k in order))
+        write_streamed_checkpoint(tmp_path / "bad", files, ((k, state[k].float()) for k in order))
     assert not (tmp_path / "bad").exists() and leftovers(tmp_path) == []
 
 
