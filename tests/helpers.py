@@ -1,6 +1,7 @@
-"""Tiny real Llama checkpoints for tests (2 layers, 32 wide), written with safetensors.
+"""Shared test helpers: tiny real Llama checkpoints (2 layers, 32 wide, safetensors), tiny-zoo
+configs, and the CLI run in-process.
 
-Use these instead of mocking tensors: every test that needs a candidate set builds one.
+Use the checkpoints instead of mocking tensors: every test that needs a candidate set builds one.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ import json
 from pathlib import Path
 
 import torch
+import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from soup_search.cli import main
+from soup_search.objectives.toy import ToyObjective
 from soup_search.zoo.tokenizer import build_char_tokenizer
 
 
@@ -61,3 +65,51 @@ def make_candidates(root: str | Path, n: int = 3, **kwargs) -> list[Path]:
 
 def read_config(path: str | Path) -> dict:
     return json.loads((Path(path) / "config.json").read_text())
+
+
+def write_config(tmp_path: Path, name: str, seed: int, objective: str = "toy", objective_params=None,
+                 **search) -> Path:
+    """A tiny-zoo config; the objective seed keeps each test's scores out of the others' cache."""
+    cfg = {
+        "name": name,
+        "candidates": {"zoo": "tiny"},
+        "objective": {"name": objective, "params": {"seed": seed, "n_dev": 24, "n_test": 24,
+                                                    **(objective_params or {})}},
+        "analysis": {"tau": search.pop("tau", 0.5), "top_k": 2, "categories": search.pop("categories", None)},
+        "search": {"sampler": "tpe", "n_trials": 5, "seed": 0, **search},
+        "resources": {"shards": 2, "scorers": 2, "shard_cpus": 0.25, "scorer_cpus": 0.5},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def cli(*args: str) -> None:
+    """Run the CLI in-process; a clean finish is exit code 0."""
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        assert exc.code in (0, None), f"exit code {exc.code}"
+
+
+class SpyObjective(ToyObjective):
+    """The toy objective that appends every split it is asked for ("dev False", "test True") to
+    the file ``log``, from whichever process builds it (scorer actors too)."""
+
+    name = "spy"
+
+    def __init__(self, log: str, **params):
+        super().__init__(**params)
+        self.log = log
+
+    def examples(self, split, categories=None, *, held_out=False):
+        with open(self.log, "a") as fh:
+            fh.write(f"{split} {held_out}\n")
+        return super().examples(split, categories, held_out=held_out)
+
+
+def spy_calls(log: str | Path) -> list[tuple[str, bool]]:
+    path = Path(log)
+    if not path.exists():
+        return []
+    return [(s, h == "True") for s, h in (line.split() for line in path.read_text().splitlines())]

@@ -26,7 +26,7 @@ from soup_search.scoring.protocol import ObjectiveSpec
 
 
 def objective_spec(cfg: RunConfig) -> ObjectiveSpec:
-    return ObjectiveSpec(cfg.objective.name, objective_params(cfg.objective.params, cfg.resolve))
+    return ObjectiveSpec.of(cfg.objective.name, objective_params(cfg.objective.params, cfg.resolve))
 
 
 class Session:

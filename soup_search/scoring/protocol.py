@@ -19,18 +19,26 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from soup_search.objectives import get_objective
+from soup_search.objectives import build_objective, objective_target
 
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """How to build an objective anywhere (in a Ray actor): registry name + parameters."""
+    """How to build an objective anywhere (in a Ray actor): its name, parameters and class path.
+
+    ``target`` ("module:Class", from :func:`~soup_search.objectives.objective_target`) lets a
+    process that never saw the driver's ``register_objective`` calls import the class."""
 
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    target: str | None = None
+
+    @classmethod
+    def of(cls, name: str, params: Mapping[str, Any]) -> ObjectiveSpec:
+        return cls(name, dict(params), objective_target(name))
 
     def build(self):
-        return get_objective(self.name, **dict(self.params))
+        return build_objective(self.name, dict(self.params), self.target)
 
     def fingerprint(self) -> str:
         blob = json.dumps({"name": self.name, "params": dict(self.params)}, sort_keys=True, default=str)

@@ -23,7 +23,7 @@ def candidates(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bf16_pool(tmp_path_factory):
+def bf16_candidates(tmp_path_factory):
     return load_candidates(make_candidates(tmp_path_factory.mktemp("pool16"), n=3, dtype=torch.bfloat16))
 
 
@@ -98,11 +98,11 @@ def test_shard_generic_methods_equal_merge_tensor(candidates, method, params):
         assert torch.equal(torch.from_numpy(out[n]), ref[n]), n
 
 
-def test_shard_bf16_linear_matches_merge_tensor(bf16_pool):
+def test_shard_bf16_linear_matches_merge_tensor(bf16_candidates):
     recipe = MergeRecipe.soup(WEIGHTS)
-    shard = Shard(cands(bf16_pool), list(bf16_pool.tensor_infos))
+    shard = Shard(cands(bf16_candidates), list(bf16_candidates.tensor_infos))
     out = shard.merge(recipe)
-    ref = reference(bf16_pool, recipe)
+    ref = reference(bf16_candidates, recipe)
     for n, array in out.items():
         got = array_to_torch(array, torch.bfloat16)
         assert got.dtype == ref[n].dtype == torch.bfloat16
@@ -124,7 +124,7 @@ def sharded(ray_session, candidates):
         yield sp
 
 
-def test_sharded_pool_equals_in_process_merge_and_loads_into_llama(sharded, candidates):
+def test_shard_group_equals_in_process_merge_and_loads_into_llama(sharded, candidates):
     from transformers import LlamaForCausalLM
 
     recipe = MergeRecipe.soup({"m0": 0.1, "m1": 0.7, "m2": 0.2})
@@ -137,7 +137,7 @@ def test_sharded_pool_equals_in_process_merge_and_loads_into_llama(sharded, cand
     assert torch.equal(model.lm_head.weight.detach(), ref["lm_head.weight"])
 
 
-def test_sharded_pool_cache_returns_same_refs_without_merging(sharded):
+def test_shard_group_cache_returns_same_refs_without_merging(sharded):
     recipe = MergeRecipe.soup({"m0": 0.25, "m1": 0.25, "m2": 0.5})
     before = [s["merges"] for s in sharded.stats()]
     refs = sharded.merge(recipe)
@@ -149,12 +149,12 @@ def test_sharded_pool_cache_returns_same_refs_without_merging(sharded):
     assert [s["merges"] for s in sharded.stats()] == [a + 1 for a in after]
 
 
-def test_sharded_pool_refuses_unknown_models_before_dispatch(sharded):
+def test_shard_group_refuses_unknown_models_before_dispatch(sharded):
     with pytest.raises(MergeError, match="not in the candidate set"):
         sharded.merge(MergeRecipe.soup({"m0": 0.5, "nope": 0.5}))
 
 
-def test_sharded_pool_survives_a_killed_actor(sharded, candidates, ray_session):
+def test_shard_group_survives_a_killed_actor(sharded, candidates, ray_session):
     ray = ray_session
     old_pid = sharded.stats()[0]["pid"]
     ray.kill(sharded.actors[0], no_restart=False)

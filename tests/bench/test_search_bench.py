@@ -1,4 +1,4 @@
-"""``soup-search bench search`` runs the grid and TPE on a candidates and prints its figures."""
+"""``soup-search bench search`` runs the grid and TPE on a candidate set and prints its figures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from soup_search.bench.search import first_reach
-from tests.search.test_run import cli, write_config
+from tests.helpers import cli, write_config
 
 
 def test_first_reach():

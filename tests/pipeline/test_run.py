@@ -16,31 +16,9 @@ import pytest
 import yaml
 
 from soup_search.cli import main
+from tests.helpers import cli, write_config
 
 pytestmark = pytest.mark.slow
-
-
-def write_config(tmp_path: Path, name: str, seed: int, **search) -> Path:
-    """A tiny-zoo config; the objective seed keeps each test's scores out of the others' cache."""
-    cfg = {
-        "name": name,
-        "candidates": {"zoo": "tiny"},
-        "objective": {"name": "toy", "params": {"seed": seed, "n_dev": 24, "n_test": 24}},
-        "analysis": {"tau": search.pop("tau", 0.5), "top_k": 2, "categories": search.pop("categories", None)},
-        "search": {"sampler": "tpe", "n_trials": 5, "seed": 0, **search},
-        "resources": {"shards": 2, "scorers": 2, "shard_cpus": 0.25, "scorer_cpus": 0.5},
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def cli(*args: str) -> None:
-    """Run the CLI in-process; a clean finish is exit code 0."""
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        assert exc.code in (0, None), f"exit code {exc.code}"
 
 
 def completed(state: Path) -> int:
@@ -53,12 +31,23 @@ def completed(state: Path) -> int:
         return 0
 
 
-def test_profile_scores_every_candidate_once(tiny_zoo, ray_session, tmp_path, capsys):
-    from soup_search.scoring.generation import evaluate
-    from soup_search.objectives import get_objective
+@pytest.fixture
+def private_scores(cache_dir, tiny_zoo, tmp_path, monkeypatch):
+    """A score cache of this test's own (the zoo is shared): nothing is cached before it."""
+    private = tmp_path / "cache"
+    private.mkdir()
+    (private / "zoo").symlink_to(cache_dir / "zoo", target_is_directory=True)
+    monkeypatch.setenv("SOUP_SEARCH_CACHE_DIR", str(private))
+    return private / "scores"
+
+
+def test_profile_scores_every_candidate_once(tiny_zoo, ray_session, private_scores, tmp_path, capsys):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    seed = 1000 + time.time_ns() % 10**6  # a fresh objective: nothing cached, even with a reused test cache
+    from soup_search.objectives import get_objective
+    from soup_search.scoring.generation import evaluate
+
+    seed = 101
     cfg = write_config(tmp_path, "prof", seed=seed)
     cli("profile", str(cfg), "--out", str(tmp_path / "p"))
     frame = pd.read_csv(tmp_path / "p" / "scores.csv", index_col=0)
@@ -129,13 +118,10 @@ def test_run_end_to_end(tiny_zoo, ray_session, tmp_path, capsys):
     recipe = MergeRecipe.from_yaml(out / "soup.yaml")
     assert all(Path(m.model).is_dir() for m in recipe.models)
 
-    # the test split was scored only by the final report: one held-out evaluation per comparison row
-    log = sqlite3.connect(out / "state" / "run.sqlite")
-    # (evaluations are logged by trials; the held-out rows are in the cache, keyed by split)
+    # the final report scored the held-out split: it is in the score cache, keyed by split
     cache = sqlite3.connect(Path(os.environ["SOUP_SEARCH_CACHE_DIR"]) / "scores" / "scores.sqlite")
     splits = dict(cache.execute("SELECT split, COUNT(*) FROM scores GROUP BY split").fetchall())
     assert splits.get("test", 0) >= 1
-    assert log.execute("SELECT COUNT(*) FROM evaluations WHERE split = 'test'").fetchone()[0] == 0
 
 
 def test_grid_sampler_is_the_paper_grid(tiny_zoo, ray_session, tmp_path, capsys):
@@ -167,29 +153,29 @@ def logged(state: Path) -> int:
 def test_resume_after_sigkill(tiny_zoo, tmp_path):
     """Kill the driver (SIGKILL, whole process group) mid-search; the same command finishes the study.
 
-    A hook makes every trial after the 4th block until killed, so the kill always lands mid-search."""
-    cfg = write_config(tmp_path, "resume", seed=104, n_trials=12)
+    A hook makes every trial after the 3rd block until killed, so the kill always lands mid-search."""
+    cfg = write_config(tmp_path, "resume", seed=104, n_trials=8)
     out = tmp_path / "resume"
     cmd = [sys.executable, "-m", "soup_search", "run", str(cfg), "--out", str(out)]
     env = {**os.environ, "RAY_ADDRESS": ""}
-    proc = subprocess.Popen(cmd, env={**env, "SOUP_SEARCH_BLOCK_AFTER_TRIALS": "4"},
+    proc = subprocess.Popen(cmd, env={**env, "SOUP_SEARCH_BLOCK_AFTER_TRIALS": "3"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    # wait for the condition: 4+ trials logged and every logged trial told to Optuna (the rest block)
+    # wait for the condition: 3+ trials logged and every logged trial told to Optuna (the rest block)
     deadline = time.monotonic() + 300
-    while not (logged(out / "state") >= 4 and completed(out / "state") == logged(out / "state")):
+    while not (logged(out / "state") >= 3 and completed(out / "state") == logged(out / "state")):
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline, "no trial was logged within 300 s"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = completed(out / "state")
-    assert 4 <= done_before < 12
+    assert 3 <= done_before < 8
 
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert completed(out / "state") == 12  # no completed trial lost, none beyond the budget
+    assert completed(out / "state") == 8  # no completed trial lost, none beyond the budget
     results = json.loads((out / "results.json").read_text())
-    assert len(results["trials"]) == 12
+    assert len(results["trials"]) == 8
     # no weights were scored twice: every really-scored search evaluation is a distinct recipe
     rows = sqlite3.connect(out / "state" / "run.sqlite").execute(
         "SELECT recipe FROM evaluations WHERE stage = 'search' AND cached = 0").fetchall()
@@ -211,45 +197,6 @@ def test_resume_flag_and_config_change(tiny_zoo, tmp_path, capsys):
     assert "different config" in capsys.readouterr().err
 
 
-def test_crashed_scorer_actor_is_restarted_and_the_call_retried(tiny_zoo, ray_session, tmp_path):
-    import ray
-
-    from soup_search.config import load_config
-    from soup_search.pipeline.candidate_set import load_config_candidates
-    from soup_search.pipeline.category_scores import single_recipe
-    from soup_search.search.trial import TrialContext, evaluate_recipe
-    from soup_search.engine.session import open_session
-
-    cfg = load_config(write_config(tmp_path, "crash", seed=106))
-    candidates = load_config_candidates(cfg, progress=False)
-    with open_session(cfg, candidates, tmp_path / "state", score_cache=tmp_path / "scores.sqlite") as session:
-        ctx = TrialContext.of(session, stage="test")
-        first, _, cached = evaluate_recipe(single_recipe(candidates.names[0]), ctx, "dev")
-        assert not cached
-        for actor in session.scorers.actors:
-            ray.kill(actor, no_restart=False)  # a crash: Ray restarts the actor (max_restarts)
-        for actor in session.shards.actors:
-            ray.kill(actor, no_restart=False)
-        again, _, cached = evaluate_recipe(single_recipe(candidates.names[1]), ctx, "dev")
-        assert not cached and again.n == first.n
-        assert sum(ray.get([a.stats.remote() for a in session.scorers.actors])[i]["calls"] for i in range(2)) == 1
-
-
-def test_search_never_scores_the_test_split(tiny_zoo, ray_session, tmp_path):
-    from soup_search.config import load_config
-    from soup_search.errors import ObjectiveError
-    from soup_search.pipeline.candidate_set import load_config_candidates
-    from soup_search.pipeline.category_scores import single_recipe
-    from soup_search.search.trial import TrialContext, evaluate_recipe
-    from soup_search.engine.session import open_session
-
-    cfg = load_config(write_config(tmp_path, "guard", seed=107))
-    candidates = load_config_candidates(cfg, progress=False)
-    with open_session(cfg, candidates, tmp_path / "state", score_cache=tmp_path / "scores.sqlite") as session:
-        with pytest.raises(ObjectiveError, match="refuses to score the test split"):
-            evaluate_recipe(single_recipe(candidates.names[0]), TrialContext.of(session, stage="test"), "test")
-
-
 def test_too_small_a_cluster_is_refused_not_hung(tiny_zoo, ray_session, tmp_path):
     from soup_search.config import load_config
     from soup_search.errors import ConfigError
@@ -262,3 +209,77 @@ def test_too_small_a_cluster_is_refused_not_hung(tiny_zoo, ray_session, tmp_path
     assert cpus_needed(cfg) > ray_session.cluster_resources()["CPU"]
     with pytest.raises(ConfigError, match="need 2.53 CPUs but the local Ray instance"):
         Session(cfg, load_config_candidates(cfg, progress=False), tmp_path / "state")
+
+
+@pytest.fixture(scope="module")
+def spy_session(tiny_zoo, ray_session, tmp_path_factory):
+    """One session for the in-process tests below, its objective a spy that logs every split asked for."""
+    from soup_search.config import load_config
+    from soup_search.engine.session import open_session
+    from soup_search.objectives import register_objective
+    from soup_search.pipeline.candidate_set import load_config_candidates
+    from tests.helpers import SpyObjective
+
+    register_objective("spy", SpyObjective)
+    root = tmp_path_factory.mktemp("spy")
+    log = root / "splits.log"
+    cfg = load_config(write_config(root, "spy", seed=106, objective="spy", objective_params={"log": str(log)},
+                                   n_trials=4, categories=["sort", "reverse", "count"], tau=0.999))
+    candidates = load_config_candidates(cfg, progress=False)
+    with open_session(cfg, candidates, root / "state", score_cache=root / "scores.sqlite") as session:
+        yield cfg, session, root, log
+
+
+def test_search_asks_for_no_test_example_before_the_final_report(spy_session):
+    """The spy records every split any scorer process asks for: the search asks only for dev."""
+    from soup_search.pipeline.final_eval import best_trial, comparison_specs, evaluate_comparison, trial_records
+    from soup_search.pipeline.run import profile_and_analyze, search
+    from tests.helpers import spy_calls
+
+    cfg, session, root, log = spy_session
+    _, analysis, space = profile_and_analyze(cfg, session, root)
+    search(cfg, session, space, root)
+    asked = spy_calls(log)
+    assert asked and set(asked) == {("dev", False)}
+
+    trials = trial_records(session.evaluations("search"))
+    specs = comparison_specs(session.candidates.names, space, analysis, best_trial(trials), None)
+    evaluate_comparison(session, specs)
+    final = spy_calls(log)[len(asked):]
+    assert ("test", True) in final and all(held for split, held in final if split == "test")
+
+
+def test_the_search_cannot_score_the_test_split(spy_session):
+    from soup_search.errors import ObjectiveError
+    from soup_search.pipeline.category_scores import single_recipe
+    from soup_search.search.trial import TrialContext, evaluate_recipe
+
+    _, session, _, _ = spy_session
+    with pytest.raises(ObjectiveError, match="refuses to score the test split"):
+        evaluate_recipe(single_recipe(session.candidates.names[0]), TrialContext.of(session, stage="test"), "test")
+
+
+def test_crashed_actors_are_restarted_and_the_call_retried(spy_session):
+    """Runs last in this module: it kills every scorer and shard actor of the shared session."""
+    import ray
+
+    from soup_search.pipeline.category_scores import single_recipe
+    from soup_search.search.trial import TrialContext, evaluate_recipe
+
+    _, session, _, _ = spy_session
+    ctx = TrialContext.of(session, stage="crash")
+    names = session.candidates.names
+    first, _, _ = evaluate_recipe(single_recipe(names[0]), ctx, "dev")
+    calls = sum(s["calls"] for s in ray.get([a.stats.remote() for a in session.scorers.actors]))
+    for actor in session.scorers.actors:
+        ray.kill(actor, no_restart=False)  # a crash: Ray restarts the actor (max_restarts)
+    for actor in session.shards.actors:
+        ray.kill(actor, no_restart=False)
+    fresh = {"all": {names[0]: 0.5, names[1]: 0.5}}  # weights never scored before
+    from soup_search.search.trial import soup_recipe
+
+    again, _, cached = evaluate_recipe(soup_recipe(fresh), ctx, "dev")
+    assert not cached and again.n == first.n
+    # the restarted actors start counting from zero: exactly one call since the crash
+    assert sum(s["calls"] for s in ray.get([a.stats.remote() for a in session.scorers.actors])) == 1
+    assert calls >= 1
