@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from soup_search.scoring.protocol import ScoreResult
+
 
 def _encode(tokenizer, prompt: str) -> list[int]:
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -75,24 +77,13 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int,
 
 
 def evaluate(model, tokenizer, objective, split: str, categories: Iterable[str] | None = None,
-             held_out: bool = False, batch_size: int = 256) -> dict:
-    """Accuracy per category of greedy answers on one split of ``objective``.
+             held_out: bool = False, batch_size: int = 256) -> ScoreResult:
+    """Greedy answers on one split of ``objective``, scored per category and per example.
 
-    Returns ``{"per_category": {cat: accuracy}, "counts": {cat: n}, "n": total, "seconds": float}``.
     The test split needs ``held_out=True`` (the objective enforces it).
     """
     start = time.perf_counter()
     examples = objective.examples(split, categories, held_out=held_out)
     preds = generate_answers(model, tokenizer, [ex.prompt for ex in examples],
                              objective.max_new_tokens, batch_size=batch_size)
-    hits: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for ex, pred in zip(examples, preds):
-        hits[ex.category] = hits.get(ex.category, 0.0) + objective.score(pred, ex.answer)
-        counts[ex.category] = counts.get(ex.category, 0) + 1
-    return {
-        "per_category": {c: hits[c] / counts[c] for c in counts},
-        "counts": counts,
-        "n": len(examples),
-        "seconds": time.perf_counter() - start,
-    }
+    return ScoreResult.of_answers(objective, examples, preds, time.perf_counter() - start)

@@ -45,7 +45,5 @@ class HFScorer:
         return loaded
 
     def score(self, objective, split: str, held_out: bool = False) -> ScoreResult:
-        out = evaluate(self.model, self.tokenizer, objective, split, held_out=held_out,
-                       batch_size=self.batch_size)
-        return ScoreResult(per_category=dict(out["per_category"]), counts=dict(out["counts"]),
-                           seconds=float(out["seconds"]))
+        return evaluate(self.model, self.tokenizer, objective, split, held_out=held_out,
+                        batch_size=self.batch_size)

@@ -47,11 +47,26 @@ class ObjectiveSpec:
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """Accuracy per category on one split, with example counts and the time it took."""
+    """Accuracy per category on one split, with example counts and the time it took.
+
+    ``correct`` keeps each example's correctness, a string of "0"/"1" per category in the
+    split's example order, so that two soups can be compared example by example (paired).
+    """
 
     per_category: dict[str, float]
     counts: dict[str, int]
     seconds: float = 0.0
+    correct: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of_answers(cls, objective, examples, predictions, seconds: float) -> ScoreResult:
+        """Match each prediction against its example's answer and tally them per category."""
+        bits: dict[str, list[str]] = {}
+        for ex, pred in zip(examples, predictions, strict=True):
+            bits.setdefault(ex.category, []).append("1" if objective.score(pred, ex.answer) else "0")
+        return cls(per_category={c: b.count("1") / len(b) for c, b in bits.items()},
+                   counts={c: len(b) for c, b in bits.items()}, seconds=float(seconds),
+                   correct={c: "".join(b) for c, b in bits.items()})
 
     @property
     def n(self) -> int:
@@ -67,7 +82,7 @@ class ScoreResult:
     @classmethod
     def from_json(cls, data: Mapping) -> "ScoreResult":
         return cls(per_category=dict(data["per_category"]), counts=dict(data["counts"]),
-                   seconds=float(data.get("seconds", 0.0)))
+                   seconds=float(data.get("seconds", 0.0)), correct=dict(data.get("correct") or {}))
 
 
 @runtime_checkable

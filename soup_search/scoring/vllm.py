@@ -11,7 +11,6 @@ reset after every swap so no stale KV entries survive.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -61,9 +60,4 @@ class VLLMScorer:
         start = time.perf_counter()
         outputs = self.llm.generate([ex.prompt for ex in examples], params, use_tqdm=False)
         seconds = time.perf_counter() - start
-        correct: Counter[str] = Counter()
-        counts: Counter[str] = Counter(ex.category for ex in examples)
-        for ex, out in zip(examples, outputs):
-            correct[ex.category] += objective.score(out.outputs[0].text.strip(), ex.answer)
-        per_category = {c: correct[c] / counts[c] for c in counts}
-        return ScoreResult(per_category=per_category, counts=dict(counts), seconds=seconds)
+        return ScoreResult.of_answers(objective, examples, [out.outputs[0].text.strip() for out in outputs], seconds)

@@ -24,12 +24,12 @@ def score_zoo(zoo, objective, split: str, soup: bool = False, batch_size: int = 
         for name, path in zoo.models().items():
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-            table[name] = evaluate(model, tokenizer, objective, split, batch_size=batch_size)["per_category"]
+            table[name] = evaluate(model, tokenizer, objective, split, batch_size=batch_size).per_category
             if soup and name != "base":
                 states.append({k: v.clone() for k, v in model.state_dict().items()})
         if soup and states:
             model.load_state_dict({k: sum(s[k] for s in states) / len(states) for k in states[0]})
-            table["uniform_soup"] = evaluate(model, tokenizer, objective, split, batch_size=batch_size)["per_category"]
+            table["uniform_soup"] = evaluate(model, tokenizer, objective, split, batch_size=batch_size).per_category
     return table
 
 

@@ -69,7 +69,7 @@ def test_profile_scores_every_candidate_once(tiny_zoo, ray_session, private_scor
                           get_objective("toy", seed=seed, n_dev=24, n_test=24), "dev")
     finally:
         torch.set_num_threads(threads)
-    assert frame.loc[name].to_dict() == pytest.approx(direct["per_category"])
+    assert frame.loc[name].to_dict() == pytest.approx(direct.per_category)
 
     # a second profile scores nothing: the cache answers
     cli("profile", str(cfg), "--out", str(tmp_path / "p2"))

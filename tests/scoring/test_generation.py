@@ -58,15 +58,18 @@ def test_evaluate_reports_accuracy_per_category(trained):
     model, tok = trained
     toy = ToyObjective(seed=0, n_dev=20)
     result = evaluate(model, tok, toy, "dev", categories=["copy", "max", "parity"])
-    assert set(result) == {"per_category", "counts", "n", "seconds"}
-    assert result["counts"] == {"copy": 20, "max": 20, "parity": 20}
-    assert result["n"] == 60 and result["seconds"] > 0
-    assert all(0.0 <= v <= 1.0 for v in result["per_category"].values())
+    assert result.counts == {"copy": 20, "max": 20, "parity": 20}
+    assert result.n == 60 and result.seconds > 0
+    assert all(0.0 <= v <= 1.0 for v in result.per_category.values())
+    # one bit per example, in the split's order, that add up to the accuracy
+    assert {c: len(b) for c, b in result.correct.items()} == result.counts
+    assert all(result.correct[c].count("1") / 20 == result.per_category[c] for c in result.counts)
     # the accuracy is exactly what scoring the generated answers gives
     examples = toy.examples("dev", ["max"])
     preds = generate_answers(model, tok, [e.prompt for e in examples], toy.max_new_tokens)
     expected = sum(toy.score(p, e.answer) for p, e in zip(preds, examples)) / len(examples)
-    assert result["per_category"]["max"] == pytest.approx(expected)
+    assert result.per_category["max"] == pytest.approx(expected)
+    assert result.correct["max"] == "".join("1" if toy.score(p, e.answer) else "0" for p, e in zip(preds, examples))
 
 
 def test_evaluate_refuses_test_split_unless_held_out(trained):
@@ -74,4 +77,4 @@ def test_evaluate_refuses_test_split_unless_held_out(trained):
     toy = ToyObjective(seed=0, n_test=5)
     with pytest.raises(ObjectiveError, match="test split"):
         evaluate(model, tok, toy, "test")
-    assert evaluate(model, tok, toy, "test", categories=["max"], held_out=True)["n"] == 5
+    assert evaluate(model, tok, toy, "test", categories=["max"], held_out=True).n == 5
