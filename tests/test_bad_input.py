@@ -1,0 +1,163 @@
+"""Bad input, tried as a new user would: each case is one line on stderr and exit 2, never a
+traceback, never a hang, and nothing the user had is destroyed or left half-written."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from soup_search.cli import main
+from tests.helpers import make_candidates
+
+LINEAR = "models:\n  - {model: m0, parameters: {weight: 0.5}}\n  - {model: m1, parameters: {weight: 0.5}}\n" \
+         "merge_method: linear\n"
+SCORES = "Model,add,sub,mul\na,0.9,0.2,0.5\nb,0.3,0.8,0.4\nc,0.5,0.5,0.9\nd,0.1,0.6,0.2\n"
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``soup-search ARGV`` run in this process."""
+    try:
+        main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def refused(argv, capsys, *parts) -> str:
+    """Run ARGV, check exit 2 and one line on stderr holding every part; return that line."""
+    code, _, err = run(argv, capsys)
+    assert code == 2, err
+    assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err, err
+    for part in parts:
+        assert part in err, err
+    return err
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> Path:
+    """A linear recipe over two tiny checkpoints next to it."""
+    root = tmp_path_factory.mktemp("bad-input")
+    make_candidates(root, n=2)
+    (root / "recipe.yaml").write_text(LINEAR)
+    return root / "recipe.yaml"
+
+
+@pytest.fixture
+def scores(tmp_path) -> Path:
+    path = tmp_path / "scores.csv"
+    path.write_text(SCORES)
+    return path
+
+
+# -- data loss: nothing soup-search did not write is replaced ---------------------------------------
+def test_merge_refuses_an_existing_file(recipe, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.write_text("my notes")
+    refused(["merge", recipe, out, "-q"], capsys, "exists and is not a folder")
+    refused(["merge", recipe, out, "-q", "--force"], capsys, "exists and is not a folder")
+    assert out.read_text() == "my notes" and files(tmp_path) == ["out"]
+
+
+def test_merge_refuses_a_folder_of_user_files_even_with_force(recipe, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    for extra in ([], ["--force"]):
+        refused(["merge", recipe, out, "-q", *extra], capsys, str(out), "did not write", "never replaced")
+    assert files(out) == ["thesis.tex"] and files(tmp_path) == ["out"]
+
+
+def test_merge_replaces_its_own_output_only_with_force(recipe, tmp_path, capsys):
+    from soup_search.io.atomic import MARKER
+
+    out = tmp_path / "out"
+    assert run(["merge", recipe, out, "-q"], capsys)[0] == 0
+    assert MARKER in files(out)
+    first = (out / "model.safetensors").stat().st_ino
+    refused(["merge", recipe, out, "-q"], capsys, "pass --force")
+    assert (out / "model.safetensors").stat().st_ino == first
+    assert run(["merge", recipe, out, "-q", "--force"], capsys)[0] == 0
+    assert (out / "model.safetensors").stat().st_ino != first
+    assert [p for p in files(tmp_path) if p.startswith(".")] == []
+
+
+def test_merge_into_an_empty_folder(recipe, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run(["merge", recipe, out, "-q"], capsys)[0] == 0
+    assert (out / "config.json").is_file()
+
+
+def test_analyze_refuses_a_folder_of_user_files(scores, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("keep")
+    for extra in ([], ["--force"]):
+        refused(["analyze", "--scores", scores, "--out", out, *extra], capsys, "did not write")
+    assert files(out) == ["keep.txt"]
+    again = tmp_path / "analysis"
+    assert run(["analyze", "--scores", scores, "--out", again], capsys)[0] == 0
+    refused(["analyze", "--scores", scores, "--out", again], capsys, "pass --force")
+    assert run(["analyze", "--scores", scores, "--out", again, "--force"], capsys)[0] == 0
+    assert (again / "analysis.json").is_file()
+
+
+def test_analyze_out_current_folder(scores, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    refused(["analyze", "--scores", scores, "--out", "."], capsys, "current folder")
+    assert files(tmp_path) == ["scores.csv"]
+
+
+def test_export_refuses_a_folder_and_an_existing_file(tmp_path, capsys):
+    weights = ["--weights", "a=0.5,b=0.5"]
+    refused(["export", *weights, "--out", tmp_path], capsys, "is a folder", "soup.yaml")
+    out = tmp_path / "soup.yaml"
+    out.write_text("mine")
+    refused(["export", *weights, "--out", out], capsys, "exists", "--force")
+    assert out.read_text() == "mine"
+    assert run(["export", *weights, "--out", out, "--force"], capsys)[0] == 0
+    assert "merge_method: linear" in out.read_text()
+
+
+# -- unwritable outputs -----------------------------------------------------------------------------
+def test_unwritable_out_merge_analyze_export(recipe, scores, capsys):
+    refused(["merge", recipe, "/proc/soup", "-q"], capsys, "/proc/soup", "writable")
+    refused(["analyze", "--scores", scores, "--out", "/proc/soup"], capsys, "/proc/soup", "writable")
+    refused(["export", "--weights", "a=1", "--out", "/proc/soup/x.yaml"], capsys, "/proc/soup", "writable")
+
+
+# -- permissions follow the umask -------------------------------------------------------------------
+@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_outputs_follow_the_umask(recipe, scores, tmp_path, capsys, mask, file_mode, dir_mode):
+    old = os.umask(mask)
+    try:
+        assert run(["merge", recipe, tmp_path / "merged", "-q"], capsys)[0] == 0
+        assert run(["analyze", "--scores", scores, "--out", tmp_path / "analysis"], capsys)[0] == 0
+        assert run(["export", "--weights", "a=1", "--out", tmp_path / "soup.yaml"], capsys)[0] == 0
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "merged", tmp_path / "analysis"):
+        assert stat.S_IMODE(path.stat().st_mode) == dir_mode, path
+    for path in (tmp_path / "merged" / "model.safetensors", tmp_path / "analysis" / "analysis.json",
+                 tmp_path / "soup.yaml"):
+        assert stat.S_IMODE(path.stat().st_mode) == file_mode, path
+
+
+# -- merge --device -------------------------------------------------------------------------------
+@pytest.mark.parametrize("device", ["cuda:99", "banana"])
+def test_merge_on_a_device_this_machine_lacks(recipe, tmp_path, capsys, device):
+    refused(["merge", recipe, tmp_path / "out", "-q", "--device", device], capsys, "--device", repr(device))
+    assert files(tmp_path) == []
