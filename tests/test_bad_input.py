@@ -3,6 +3,7 @@ traceback, never a hang, and nothing the user had is destroyed or left half-writ
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -161,3 +162,26 @@ def test_outputs_follow_the_umask(recipe, scores, tmp_path, capsys, mask, file_m
 def test_merge_on_a_device_this_machine_lacks(recipe, tmp_path, capsys, device):
     refused(["merge", recipe, tmp_path / "out", "-q", "--device", device], capsys, "--device", repr(device))
     assert files(tmp_path) == []
+
+
+# -- analyze: score tables -------------------------------------------------------------------------
+def test_analyze_a_table_with_a_header_and_no_rows(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("Model,add,sub\n")
+    refused(["analyze", "--scores", empty, "--out", tmp_path / "out"], capsys, str(empty), "no rows")
+    assert files(tmp_path) == ["empty.csv"]
+
+
+def test_analyze_names_a_category_left_out_for_a_non_numeric_cell(tmp_path, capsys):
+    typo = tmp_path / "typo.csv"
+    typo.write_text(SCORES.replace("b,0.3,0.8,0.4", "b,0.3,0.8O,0.4"))  # a letter O in a score
+    code, _, err = run(["analyze", "--scores", typo, "--out", tmp_path / "out"], capsys)
+    assert code == 0, err
+    assert "note:" in err and "'sub'" in err and "'b'" in err and "'0.8O'" in err, err
+    assert json.loads((tmp_path / "out" / "analysis.json").read_text())["categories"] == ["add", "mul"]
+
+
+def test_unknown_category_lists_the_known_categories(scores, tmp_path, capsys):
+    err = refused(["analyze", "--scores", scores, "--out", tmp_path / "out", "--categories", "add,sbu"],
+                  capsys, "unknown category 'sbu'", "known categories:")
+    assert "categorys" not in err

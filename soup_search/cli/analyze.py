@@ -57,9 +57,11 @@ def analyze_command(
 ) -> None:
     """SoCE analysis: correlate categories across models, find weak ones, pick an expert for each."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from soup_search.analysis import DEFAULT_TAU, analyze, plot_dendrogram, plot_heatmap, read_score_table
+    from soup_search.analysis.table import skipped_note
     from soup_search.errors import AnalysisError
     from soup_search.io.atomic import atomic_dir, check_target
 
@@ -68,6 +70,9 @@ def analyze_command(
         raise AnalysisError("give --candidates or --candidates-matching, not both")
     table = read_score_table(scores, model_column=model_column, categories=_split(categories),
                              drop_missing=drop_missing)
+    note = skipped_note(table.attrs["skipped_columns"])
+    if note:
+        Console(stderr=True).print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     candidates = _split(candidates)
     if candidates_matching is not None:
         candidates = _matching(list(table.index), candidates_matching)
