@@ -232,30 +232,43 @@ def parameter_problems(cls: type, params: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _objective_problems(o: ObjectiveConfig, resolve) -> list[str]:
+def _objective_problems(o: ObjectiveConfig, resolve) -> tuple[list[str], tuple[str, ...]]:
+    """The objective's problems, and its categories when it could be built."""
     from soup_search.objectives import objective_class
 
     try:
         cls = objective_class(o.name)
     except SoupSearchError as exc:
-        return [f"'objective.name': {exc}"]
+        return [f"'objective.name': {exc}"], ()
     except ImportError:  # registered, but its module is not in this install
         return [f"'objective.name': objective {o.name!r} is not available in this install; "
-                "use toy or jsonl (or give category scores with a scores: section)"]
+                "use toy or jsonl (or give category scores with a scores: section)"], ()
     wrong = parameter_problems(cls, o.params)
     if wrong:
-        return [f"'objective.params' of {o.name!r}: {problem}" for problem in wrong]
+        return [f"'objective.params' of {o.name!r}: {problem}" for problem in wrong], ()
     try:
-        objective = cls(**objective_params(o.params, resolve))
+        categories = tuple(cls(**objective_params(o.params, resolve)).categories)
     except TypeError as exc:
-        return [f"'objective.params': {exc}"]
+        return [f"'objective.params': {exc}"], ()
     except SoupSearchError as exc:
-        return [f"'objective': {exc}"]
-    if len(objective.categories) < MIN_EXPERTS:
-        return [f"'objective': {o.name!r} has {len(objective.categories)} category "
-                f"({', '.join(map(repr, objective.categories))}); SoCE needs at least {MIN_EXPERTS} "
-                "categories: give the data a category column (category_field) with several values"]
-    return []
+        return [f"'objective': {exc}"], ()
+    if len(categories) < MIN_EXPERTS:
+        return [f"'objective': {o.name!r} has {len(categories)} category ({', '.join(map(repr, categories))}); "
+                f"SoCE needs at least {MIN_EXPERTS} categories: give the data a category column "
+                "(category_field) with several values"], categories
+    return [], categories
+
+
+def _analysis_categories_problems(data: dict, categories: tuple[str, ...]) -> list[str]:
+    """``analysis.categories`` that the objective lacks (when it provides the category scores)."""
+    wanted = (data.get("analysis") or {}).get("categories")
+    if not categories or data.get("scores") or not isinstance(wanted, list):
+        return []
+    unknown = [c for c in wanted if c not in categories]
+    if not unknown:
+        return []
+    return [f"'analysis.categories': {', '.join(map(repr, unknown))} not among the objective's categories; "
+            f"use some of {', '.join(categories)}"]
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -271,6 +284,7 @@ def _section_problems(data: dict, root: Path) -> list[str]:
         return q if q.is_absolute() else root / q
 
     problems = [f"unknown key '{k}'" for k in data if k not in SECTIONS and k != "name"]
+    objective_categories: tuple[str, ...] = ()
     if "candidates" not in data:
         problems.append("missing key 'candidates'")
     for key, model in SECTIONS.items():
@@ -292,7 +306,11 @@ def _section_problems(data: dict, root: Path) -> list[str]:
         elif key == "scores":
             problems += _scores_problems(section, resolve)
         elif key == "objective":
-            problems += _objective_problems(section, resolve)
+            found, objective_categories = _objective_problems(section, resolve)
+            problems += found
+    if "objective" not in data and isinstance((data.get("analysis") or {}).get("categories"), list):
+        objective_categories = _objective_problems(ObjectiveConfig(), resolve)[1]  # the default objective
+    problems += _analysis_categories_problems(data, objective_categories)
     if "name" in data and not isinstance(data["name"], str):
         problems.append("'name': must be a string")
     return problems

@@ -126,6 +126,17 @@ def test_every_problem_knowable_from_the_config_is_found_before_ray(tmp_path):
     assert parse_config(ok, root=tmp_path).search.min_weight == 0.45
 
 
+def test_analysis_categories_the_objective_lacks(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"candidates": {"zoo": "tiny"}, "analysis": {"categories": ["add", "sbu"]},
+                      "search": {"n_trials": 0}}, root=tmp_path)
+    assert len(err.value.problems) == 2
+    assert "'analysis.categories': 'sbu' not among the objective's categories; use some of add, sub" in str(err.value)
+    cfg = parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "toy"},
+                        "analysis": {"categories": ["add", "sub"]}}, root=tmp_path)
+    assert cfg.analysis.categories == ["add", "sub"]
+
+
 def test_a_removed_objective_is_one_problem_among_others(tmp_path):
     from soup_search.objectives import REGISTRY
 
