@@ -185,3 +185,75 @@ def test_unknown_category_lists_the_known_categories(scores, tmp_path, capsys):
     err = refused(["analyze", "--scores", scores, "--out", tmp_path / "out", "--categories", "add,sbu"],
                   capsys, "unknown category 'sbu'", "known categories:")
     assert "categorys" not in err
+
+
+# -- run / profile ---------------------------------------------------------------------------------
+def tiny_config(tmp_path: Path, name: str = "tiny", **sections) -> Path:
+    """A tiny-zoo config (the zoo is built only when the config is run)."""
+    cfg = {"name": name, "candidates": {"zoo": "tiny"},
+           "objective": {"name": "toy", "params": {"seed": 0, "n_dev": 16, "n_test": 16}},
+           "search": {"sampler": "tpe", "n_trials": 2, "seed": 0},
+           "resources": {"shards": 2, "scorers": 2, "shard_cpus": 0.25, "scorer_cpus": 0.5}}
+    for key, value in sections.items():
+        cfg[key] = {**cfg.get(key, {}), **value}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("command", ["run", "profile"])
+def test_unwritable_out_run_profile(cache_dir, tmp_path, capsys, command):
+    refused([command, tiny_config(tmp_path), "--out", "/proc/soup"], capsys, "/proc/soup", "writable")
+    (tmp_path / "afile").write_text("")
+    refused([command, tiny_config(tmp_path), "--out", tmp_path / "afile"], capsys, "afile")
+
+
+def test_run_refuses_early_a_result_folder_it_did_not_write(cache_dir, tmp_path, capsys):
+    (tmp_path / "out" / "best").mkdir(parents=True)
+    (tmp_path / "out" / "best" / "mine.bin").write_text("mine")
+    refused(["run", tiny_config(tmp_path), "--out", tmp_path / "out"], capsys, "best", "did not write")
+    assert files(tmp_path / "out") == ["best"]
+
+
+def test_run_on_an_address_nobody_answers_is_refused_quickly(tmp_path):
+    config = tiny_config(tmp_path, resources={"address": "127.0.0.1:1"})
+    env = {**os.environ, "SOUP_SEARCH_CACHE_DIR": str(tmp_path / "cache")}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "soup_search", "run", str(config), "--out", str(tmp_path / "out")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert time.perf_counter() - start < 30
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "127.0.0.1:1" in proc.stderr
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()  # no zoo built, nothing written
+
+
+@pytest.mark.slow
+def test_a_set_ray_address_does_not_hijack_the_private_local_instance(tiny_zoo, tmp_path):
+    """RAY_ADDRESS (or a cluster already running) must not be joined when the config names no address."""
+    config = tiny_config(tmp_path)
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:1"}
+    proc = subprocess.run([sys.executable, "-m", "soup_search", "profile", str(config), "--out", str(tmp_path / "p")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len((tmp_path / "p" / "scores.csv").read_text().splitlines()) == 1 + len(tiny_zoo.experts)
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_before_its_first_trial_does_not_block_the_corrected_one(tiny_zoo, ray_session,
+                                                                                  tmp_path, capsys):
+    """A score table whose every column is constant fails the analysis (after Ray started); the
+    corrected config then runs in the same --out without --fresh."""
+    experts = list(tiny_zoo.experts)
+    flat = tmp_path / "flat.csv"
+    flat.write_text("Model,add,sub,sort\n" + "".join(f"{m},0.5,0.5,0.5\n" for m in experts))
+    out = tmp_path / "out"
+    refused(["run", tiny_config(tmp_path, scores={"csv": "flat.csv"}), "--out", out], capsys,
+            "separate the candidates")
+    assert (out / "state").is_dir() and not (out / "state" / "config.json").exists()
+    varied = tmp_path / "varied.csv"
+    varied.write_text("Model,add,sub,sort\n" + "".join(
+        f"{m},{(i * 0.37) % 1:.3f},{(i * 0.61) % 1:.3f},{(i * 0.23 + 0.1) % 1:.3f}\n" for i, m in enumerate(experts)))
+    code, _, err = run(["run", tiny_config(tmp_path, scores={"csv": "varied.csv"}), "--out", out], capsys)
+    assert code == 0, err
+    assert (out / "results.json").is_file() and (out / "state" / "config.json").is_file()
