@@ -158,7 +158,13 @@ def test_outputs_follow_the_umask(recipe, scores, tmp_path, capsys, mask, file_m
 
 
 # -- merge --device -------------------------------------------------------------------------------
-@pytest.mark.parametrize("device", ["cuda:99", "banana"])
+def absent_devices() -> list[str]:
+    import torch
+
+    return ["cuda:99", "banana"] + ([] if torch.cuda.is_available() else ["cuda"])
+
+
+@pytest.mark.parametrize("device", absent_devices())
 def test_merge_on_a_device_this_machine_lacks(recipe, tmp_path, capsys, device):
     refused(["merge", recipe, tmp_path / "out", "-q", "--device", device], capsys, "--device", repr(device))
     assert files(tmp_path) == []
