@@ -10,7 +10,6 @@ any Ray work starts.
 from __future__ import annotations
 
 import inspect
-import os
 import socket
 from pathlib import Path
 from typing import Any, Literal
@@ -234,15 +233,16 @@ def parameter_problems(cls: type, params: dict[str, Any]) -> list[str]:
 
 def _objective_problems(o: ObjectiveConfig, resolve) -> tuple[list[str], tuple[str, ...]]:
     """The objective's problems, and its categories when it could be built."""
-    from soup_search.objectives import objective_class
+    from soup_search.objectives import REGISTRY, objective_class
 
     try:
         cls = objective_class(o.name)
     except SoupSearchError as exc:
         return [f"'objective.name': {exc}"], ()
     except ImportError:  # registered, but its module is not in this install
+        others = ", ".join(n for n in sorted(REGISTRY) if n != o.name)
         return [f"'objective.name': objective {o.name!r} is not available in this install; "
-                "use toy or jsonl (or give category scores with a scores: section)"], ()
+                f"use one of: {others}"], ()
     wrong = parameter_problems(cls, o.params)
     if wrong:
         return [f"'objective.params' of {o.name!r}: {problem}" for problem in wrong], ()
