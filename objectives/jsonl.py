@@ -156,7 +156,8 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
         if _parquet_rows(path) == 0:
             raise empty
     else:
-        with path.open(encoding="utf-8", errors="replace") as fh:
+        _check_utf8(path)
+        with path.open(encoding="utf-8") as fh:
             lines = list(itertools.islice((line for line in fh if line.strip()), 2))
         if len(lines) <= (1 if fmt == "csv" else 0):
             raise empty
@@ -167,11 +168,25 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
         with _quiet_datasets(datasets):
             ds = datasets.load_dataset(fmt, data_files=[str(path)], split="train", keep_in_memory=True,
                                        cache_dir=str(cache_dir("datasets")), **kwargs)
-    except Exception as exc:
+            if len(ds) == 0:
+                raise empty
+            return list(ds.column_names), ds.to_list()
+    except ObjectiveError:
+        raise
+    except Exception as exc:  # parse errors, or text a Parquet file stores that is not UTF-8
         raise _unreadable(path, fmt, exc) from exc
-    if len(ds) == 0:
-        raise empty
-    return list(ds.column_names), ds.to_list()
+
+
+def _check_utf8(path: Path) -> None:
+    """Refuse a text file with a byte that is not UTF-8, naming the line."""
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ObjectiveError(
+                    f"data file {path}, line {number}: byte {line[err.start:err.start + 1]!r} at column "
+                    f"{err.start + 1} is not UTF-8 text; save the file as UTF-8") from None
 
 
 def _parquet_rows(path: Path) -> int:

@@ -6,7 +6,7 @@ difference, raising one-line :class:`CandidateError` naming both candidates:
 1. architecture (``model_type`` and ``architectures`` in config.json);
 2. the rest of config.json, nested dicts included, ignoring :data:`IGNORED_CONFIG_KEYS`
    (keys that change neither the tensors nor the forward pass); a key set to ``null`` counts
-   as absent;
+   as absent; keys derived from others (:data:`DERIVED_CONFIG_KEYS`) come last;
 3. tensor names, then tensor shapes (read from the safetensors headers only; dtypes may
    differ, merges accumulate in float32);
 4. the vocabulary: token -> id from tokenizer.json (model vocab plus added tokens), or from
@@ -51,6 +51,9 @@ IGNORED_CONFIG_KEYS = frozenset({
     # labels of classification heads, tokenizer class name
     "id2label", "label2id", "tokenizer_class",
 })
+# config.json keys derived from others (head_dim = hidden_size / num_attention_heads): compared
+# last, so that a difference is reported in the field the user set
+DERIVED_CONFIG_KEYS = frozenset({"head_dim"})
 # files that hold a vocabulary (tokenizer_config.json alone does not)
 VOCAB_FILES = ("tokenizer.json", "tokenizer.model", "spm.model", "sentencepiece.bpe.model",
                "vocab.json", "vocab.txt")
@@ -198,7 +201,7 @@ def _architecture_diff(a: dict, b: dict) -> str | None:
 
 
 def _config_diff(a: dict, b: dict, name_a: str, name_b: str, prefix: str = "") -> str | None:
-    for key in sorted(set(a) | set(b)):
+    for key in sorted(set(a) | set(b), key=lambda k: (k in DERIVED_CONFIG_KEYS, k)):
         if key in IGNORED_CONFIG_KEYS:
             continue
         va, vb, field = a.get(key), b.get(key), prefix + key

@@ -1,15 +1,19 @@
 """The search config: YAML read into frozen pydantic models, every problem reported at once.
 
 ``load_config(path)`` validates types and unknown keys (pydantic), then what pydantic
-cannot see (files that must exist, registry names, budgets, candidate compatibility),
+cannot see (files that must exist, registry names and parameters, budgets and CPUs, candidate
+compatibility, a score CSV naming every candidate, a Ray address that answers),
 and raises one :class:`~soup_search.errors.ConfigError` listing every problem — before
 any Ray work starts.
 """
 
 from __future__ import annotations
 
+import inspect
+import socket
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,6 +24,12 @@ SAMPLERS = ("tpe", "cmaes", "gp", "random", "grid")
 #: the SoCE analysis defaults, for every entry point (config, `analyze`, the API)
 DEFAULT_TAU = 0.5
 DEFAULT_TOP_K = 2
+#: every soup mixes at least this many experts (SoCE needs two categories that separate them)
+MIN_EXPERTS = 2
+#: CPUs each Ray Tune trial reserves (it only dispatches to actors and waits)
+TRIAL_CPUS = 0.01
+#: seconds to wait for a TCP answer from a cluster address before refusing it
+CONNECT_TIMEOUT_S = 5.0
 
 
 class _Frozen(BaseModel):
@@ -80,6 +90,10 @@ class ResourcesConfig(_Frozen):
     batch_size: int = 256
     use_gpu: bool | None = None
 
+    def cpus_needed(self) -> float:
+        """Logical CPUs the actors and the concurrent trials (one per scorer, plus one waiting) reserve."""
+        return self.shards * self.shard_cpus + self.scorers * self.scorer_cpus + (self.scorers + 1) * TRIAL_CPUS
+
 
 class RunConfig(_Frozen):
     name: str = "soup"
@@ -116,7 +130,42 @@ def _search_problems(s: SearchConfig) -> list[str]:
         problems.append(f"'search.sampler': unknown sampler {s.sampler!r}; use one of {', '.join(SAMPLERS)}")
     if s.n_trials <= 0:
         problems.append(f"'search.n_trials' must be > 0, got {s.n_trials}")
+    if s.min_weight * MIN_EXPERTS >= 1:
+        problems.append(f"'search.min_weight' {s.min_weight:g} leaves no room: every soup has at least "
+                        f"{MIN_EXPERTS} experts, so it must be below {1 / MIN_EXPERTS:g}")
     return problems
+
+
+def _analysis_problems(a: AnalysisConfig) -> list[str]:
+    if a.categories is not None and len(set(a.categories)) < MIN_EXPERTS:
+        return [f"'analysis.categories' names {len(set(a.categories))}; SoCE needs at least {MIN_EXPERTS} "
+                "categories: name more, or leave it out for all"]
+    return []
+
+
+def address_problem(address: str) -> str | None:
+    """Why a Ray address (``host:port`` or ``ray://host:port``) cannot be used, or None.
+
+    ``auto`` and ``local`` are Ray's own words and are left to Ray; anything else must answer
+    a TCP connection within :data:`CONNECT_TIMEOUT_S` seconds.
+    """
+    if address in ("auto", "local"):
+        return None
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        return (f"'resources.address' {address!r} is not host:port or ray://host:port; "
+                "give the Ray head's address, or leave it out for a local instance")
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return (f"'resources.address': no Ray cluster answers at {address} "
+                f"({exc.strerror or type(exc).__name__}); start the head (ray start --head) "
+                "or fix resources.address, or leave it out for a local instance")
 
 
 def _resources_problems(r: ResourcesConfig) -> list[str]:
@@ -129,6 +178,13 @@ def _resources_problems(r: ResourcesConfig) -> list[str]:
             problems.append(f"'resources.{key}' must be >= 0, got {getattr(r, key)}")
     if r.num_cpus is not None and r.num_cpus <= 0:
         problems.append(f"'resources.num_cpus' must be > 0, got {r.num_cpus}")
+    elif r.num_cpus is not None and r.address in (None, "local") and not problems and r.cpus_needed() > r.num_cpus:
+        problems.append(f"'resources.num_cpus' {r.num_cpus} is too few: shards, scorers and trials need "
+                        f"{r.cpus_needed():g} CPUs; raise num_cpus or lower shards, scorers, shard_cpus or scorer_cpus")
+    if r.address is not None:
+        problem = address_problem(r.address)
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -157,20 +213,62 @@ def objective_params(params: dict[str, Any], resolve) -> dict[str, Any]:
     return out
 
 
-def _objective_problems(o: ObjectiveConfig, resolve) -> list[str]:
-    from soup_search.objectives import objective_class
+def parameter_problems(cls: type, params: dict[str, Any]) -> list[str]:
+    """Parameters ``cls(**params)`` would refuse: unknown names (listing the valid ones), missing ones."""
+    signature = inspect.signature(cls.__init__)
+    accepted = [p for name, p in signature.parameters.items() if name != "self"
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    names = [p.name for p in accepted]
+    problems = []
+    unknown = [k for k in params if k not in names]
+    if unknown and not takes_any:
+        problems.append(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                        f"valid names: {', '.join(names)}")
+    missing = [p.name for p in accepted if p.default is p.empty and p.name not in params]
+    if missing:
+        problems.append(f"missing parameter{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
+    return problems
+
+
+def _objective_problems(o: ObjectiveConfig, resolve) -> tuple[list[str], tuple[str, ...]]:
+    """The objective's problems, and its categories when it could be built."""
+    from soup_search.objectives import REGISTRY, objective_class
 
     try:
         cls = objective_class(o.name)
     except SoupSearchError as exc:
-        return [f"'objective.name': {exc}"]
+        return [f"'objective.name': {exc}"], ()
+    except ImportError:  # registered, but its module is not in this install
+        others = ", ".join(n for n in sorted(REGISTRY) if n != o.name)
+        return [f"'objective.name': objective {o.name!r} is not available in this install; "
+                f"use one of: {others}"], ()
+    wrong = parameter_problems(cls, o.params)
+    if wrong:
+        return [f"'objective.params' of {o.name!r}: {problem}" for problem in wrong], ()
     try:
-        cls(**objective_params(o.params, resolve))
+        categories = tuple(cls(**objective_params(o.params, resolve)).categories)
     except TypeError as exc:
-        return [f"'objective.params': {exc}"]
+        return [f"'objective.params': {exc}"], ()
     except SoupSearchError as exc:
-        return [f"'objective': {exc}"]
-    return []
+        return [f"'objective': {exc}"], ()
+    if len(categories) < MIN_EXPERTS:
+        return [f"'objective': {o.name!r} has {len(categories)} category ({', '.join(map(repr, categories))}); "
+                f"SoCE needs at least {MIN_EXPERTS} categories: give the data a category column "
+                "(category_field) with several values"], categories
+    return [], categories
+
+
+def _analysis_categories_problems(data: dict, categories: tuple[str, ...]) -> list[str]:
+    """``analysis.categories`` that the objective lacks (when it provides the category scores)."""
+    wanted = (data.get("analysis") or {}).get("categories")
+    if not categories or data.get("scores") or not isinstance(wanted, list):
+        return []
+    unknown = [c for c in wanted if c not in categories]
+    if not unknown:
+        return []
+    return [f"'analysis.categories': {', '.join(map(repr, unknown))} not among the objective's categories; "
+            f"use some of {', '.join(categories)}"]
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -186,6 +284,7 @@ def _section_problems(data: dict, root: Path) -> list[str]:
         return q if q.is_absolute() else root / q
 
     problems = [f"unknown key '{k}'" for k in data if k not in SECTIONS and k != "name"]
+    objective_categories: tuple[str, ...] = ()
     if "candidates" not in data:
         problems.append("missing key 'candidates'")
     for key, model in SECTIONS.items():
@@ -198,6 +297,8 @@ def _section_problems(data: dict, root: Path) -> list[str]:
             continue
         if key == "search":
             problems += _search_problems(section)
+        elif key == "analysis":
+            problems += _analysis_problems(section)
         elif key == "resources":
             problems += _resources_problems(section)
         elif key == "candidates":
@@ -205,7 +306,11 @@ def _section_problems(data: dict, root: Path) -> list[str]:
         elif key == "scores":
             problems += _scores_problems(section, resolve)
         elif key == "objective":
-            problems += _objective_problems(section, resolve)
+            found, objective_categories = _objective_problems(section, resolve)
+            problems += found
+    if "objective" not in data and isinstance((data.get("analysis") or {}).get("categories"), list):
+        objective_categories = _objective_problems(ObjectiveConfig(), resolve)[1]  # the default objective
+    problems += _analysis_categories_problems(data, objective_categories)
     if "name" in data and not isinstance(data["name"], str):
         problems.append("'name': must be a string")
     return problems
@@ -225,6 +330,30 @@ def candidate_problems(cfg: RunConfig) -> list[str]:
     return []
 
 
+def score_table_problems(cfg: RunConfig) -> list[str]:
+    """The ``scores:`` CSV read as the run will read it, and every candidate path found among its rows."""
+    sc = cfg.scores
+    if sc is None:
+        return []
+    from soup_search.analysis.table import read_score_table
+
+    csv = cfg.resolve(sc.csv)
+    try:
+        table = read_score_table(csv, model_column=sc.model_column, categories=cfg.analysis.categories)
+    except SoupSearchError as exc:
+        return [f"'scores.csv': {exc}"]
+    names = [cfg.resolve(p).name for p in cfg.candidates.paths]
+    rows = [sc.rename.get(m, m) for m in table.index]
+    missing = [name for name in names if name not in rows]
+    if not missing:
+        return []
+    unused = [m for m in table.index if m not in sc.rename and m not in names]
+    example = f" (e.g. {unused[0]!r}: {missing[0]!r})" if unused else ""
+    return [f"'scores': candidates {', '.join(map(repr, missing))} are not rows of {csv} (column "
+            f"{sc.model_column!r} holds {', '.join(map(repr, list(table.index)[:5]))}"
+            f"{', ...' if len(table) > 5 else ''}); map its names to candidate names with scores.rename{example}"]
+
+
 def parse_config(data: Any, source: str = "config", root: str | Path = ".") -> RunConfig:
     """Validate a config mapping; raise one ConfigError listing every problem."""
     if not isinstance(data, dict):
@@ -236,7 +365,7 @@ def parse_config(data: Any, source: str = "config", root: str | Path = ".") -> R
         except ValidationError as exc:
             problems = _pydantic_problems(exc)
         else:
-            problems = candidate_problems(cfg)
+            problems = candidate_problems(cfg) + score_table_problems(cfg)
     if problems:
         raise ConfigError(source, problems)
     return cfg

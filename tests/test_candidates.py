@@ -174,6 +174,13 @@ def test_different_config_field(pool_dirs, tmp_path):
     pool_error([pool_dirs[0], wider], "config field 'intermediate_size' is 64 vs 128")
 
 
+def test_different_hidden_size_names_the_field_the_user_set(pool_dirs, tmp_path):
+    wide = make_checkpoint(tmp_path / "wide", hidden_size=64)
+    assert read_config(wide)["head_dim"] != read_config(pool_dirs[0])["head_dim"]  # derived, differs too
+    msg = pool_error([pool_dirs[0], wide], "config field 'hidden_size' is 32 vs 64")
+    assert "head_dim" not in msg
+
+
 def test_config_field_missing_in_one(pool_dirs, tmp_path):
     other = shutil.copytree(pool_dirs[1], tmp_path / "other")
     cfg = read_config(other)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ import yaml
 from soup_search.cli import main
 from soup_search.config import load_config, parse_config
 from soup_search.errors import ConfigError
+from soup_search.objectives.toy import ToyObjective
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -74,9 +78,104 @@ def test_objective_params_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="n_dev must be > 0"):
         parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "toy", "params": {"n_dev": 0}}},
                      root=tmp_path)
-    with pytest.raises(ConfigError, match="unexpected keyword"):
-        parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "toy", "params": {"colour": 1}}},
+    with pytest.raises(ConfigError) as err:
+        parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "toy", "params": {"n_devv": 1}}},
                      root=tmp_path)
+    assert err.value.problems == [
+        "'objective.params' of 'toy': unknown parameter 'n_devv'; valid names: "
+        + ", ".join(p for p in inspect.signature(ToyObjective.__init__).parameters if p != "self")]
+    assert "n_dev" in err.value.problems[0] and "unexpected keyword" not in str(err.value)
+
+
+def test_a_typo_in_a_jsonl_parameter_lists_the_valid_names(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "jsonl", "params": {"pathh": "d.jsonl"}}},
+                     root=tmp_path)
+    text = str(err.value)
+    assert "unknown parameter 'pathh'; valid names: path, prompt_field" in text
+    assert "missing parameter 'path'" in text and "__init__" not in text
+
+
+def one_category_data(tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"q{i}", "answer": str(i), "category": "math"}) + "\n"
+                            for i in range(20)))
+    return path
+
+
+def test_every_problem_knowable_from_the_config_is_found_before_ray(tmp_path):
+    """Each of these used to be found only after Ray started and profiling ran."""
+    one_category_data(tmp_path)
+    bad = {
+        "candidates": {"zoo": "tiny"},
+        "objective": {"name": "jsonl", "params": {"path": "one.jsonl"}},
+        "analysis": {"categories": ["math"]},
+        "search": {"min_weight": 0.5},
+        "resources": {"num_cpus": 1, "shards": 2, "scorers": 2, "shard_cpus": 0.25, "scorer_cpus": 0.5},
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(bad, source="bad.yaml", root=tmp_path)
+    problems = err.value.problems
+    assert len(problems) == 4, problems
+    assert any("'objective': 'jsonl' has 1 category ('math'); SoCE needs at least 2" in p for p in problems)
+    assert any("'analysis.categories' names 1; SoCE needs at least 2" in p for p in problems)
+    assert any("'search.min_weight' 0.5 leaves no room" in p and "below 0.5" in p for p in problems)
+    assert any("'resources.num_cpus' 1 is too few" in p and "need 1.53 CPUs" in p for p in problems)
+    ok = {**bad, "objective": {"name": "toy"}, "analysis": {}, "search": {"min_weight": 0.45},
+          "resources": {**bad["resources"], "num_cpus": 2}}
+    assert parse_config(ok, root=tmp_path).search.min_weight == 0.45
+
+
+def test_analysis_categories_the_objective_lacks(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"candidates": {"zoo": "tiny"}, "analysis": {"categories": ["add", "sbu"]},
+                      "search": {"n_trials": 0}}, root=tmp_path)
+    assert len(err.value.problems) == 2
+    assert "'analysis.categories': 'sbu' not among the objective's categories; use some of add, sub" in str(err.value)
+    cfg = parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "toy"},
+                        "analysis": {"categories": ["add", "sub"]}}, root=tmp_path)
+    assert cfg.analysis.categories == ["add", "sub"]
+
+
+def test_a_removed_objective_is_one_problem_among_others(tmp_path):
+    from soup_search.objectives import REGISTRY
+
+    if "leaderboard" not in REGISTRY:
+        pytest.skip("no leaderboard objective registered")
+    with pytest.raises(ConfigError) as err:
+        parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "leaderboard"},
+                      "search": {"n_trials": 0}}, root=tmp_path)
+    assert len(err.value.problems) == 2, err.value.problems
+    assert "'objective.name'" in str(err.value) and "leaderboard" in str(err.value)
+    assert "No module named" not in str(err.value)
+
+
+def test_unreachable_address_is_a_config_problem_within_seconds(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as err:
+        parse_config({"candidates": {"zoo": "tiny"}, "search": {"n_trials": 0},
+                      "resources": {"address": "127.0.0.1:1"}}, root=tmp_path)
+    assert time.perf_counter() - start < 10
+    assert len(err.value.problems) == 2
+    assert "no Ray cluster answers at 127.0.0.1:1" in str(err.value)
+    with pytest.raises(ConfigError, match="is not host:port"):
+        parse_config({"candidates": {"zoo": "tiny"}, "resources": {"address": "head-node"}}, root=tmp_path)
+
+
+def test_a_score_csv_that_names_no_candidate(tmp_path):
+    from tests.helpers import make_checkpoint
+
+    for name in ("a", "b"):
+        make_checkpoint(tmp_path / name, seed=0)
+    (tmp_path / "board.csv").write_text("Model,x,y\nmodel-a,1,2\nmodel-b,3,1\nother,2,2\n")
+    cfg = {"candidates": {"paths": ["a", "b"]}, "scores": {"csv": "board.csv"}}
+    with pytest.raises(ConfigError) as err:
+        parse_config(cfg, root=tmp_path)
+    text = str(err.value)
+    assert "candidates 'a', 'b' are not rows of" in text and str(tmp_path / "board.csv") in text
+    assert "scores.rename (e.g. 'model-a': 'a')" in text
+    renamed = {**cfg, "scores": {"csv": "board.csv", "rename": {"model-a": "a", "model-b": "b"}}}
+    assert parse_config(renamed, root=tmp_path).scores.rename["model-a"] == "a"
 
 
 def test_incompatible_candidates_are_a_config_problem(tmp_path):

@@ -12,7 +12,9 @@ plain numbers are taken as they are. Correlation and expert ranking are scale-fr
 
 Default categories are the columns whose every cell is a number or a percent, except the
 model column and columns whose name marks them as no category (rank, overall score, cost,
-latency). Explicitly named ``categories`` are taken as given, whatever their name.
+latency). A column left out although it holds some numbers is recorded, with its first bad
+cell, in ``table.attrs["skipped_columns"]`` (see :func:`skipped_note`). Explicitly named
+``categories`` are taken as given, whatever their name.
 
 Missing cells (``N/A``, ``NA``, ``-``, empty) are an error in a selected category unless
 ``drop_missing=True``, which leaves out the models that lack a score there.
@@ -69,7 +71,8 @@ def unknown_names_error(kind: str, unknown: Sequence[str], known: Sequence[str])
         near = near_matches(name, known)
         parts.append(f"{name!r}" + (f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else ""))
     shown = ", ".join(repr(k) for k in list(known)[:30]) + (", ..." if len(known) > 30 else "")
-    return AnalysisError(f"unknown {kind} {', '.join(parts)}; known {kind}s: {shown}")
+    kinds = kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+    return AnalysisError(f"unknown {kind} {', '.join(parts)}; known {kinds}: {shown}")
 
 
 def _model_column(frame: pd.DataFrame, wanted: str, source: str) -> str:
@@ -85,17 +88,33 @@ def _model_column(frame: pd.DataFrame, wanted: str, source: str) -> str:
 
 
 def _default_categories(frame: pd.DataFrame, model_col: str, exclude: set[str],
-                        allow_missing: bool) -> list[str]:
-    cats = []
+                        allow_missing: bool) -> tuple[list[str], dict[str, tuple[str, str]]]:
+    """The numeric columns, and column -> (model, cell) of the first bad cell of each column left
+    out although it holds some numbers (a typo in a score column must not pass unnoticed)."""
+    cats, skipped = [], {}
     for col in frame.columns:
         if col == model_col or col in exclude or NON_CATEGORY.search(col):
             continue
         cells = frame[col]
-        numeric = cells.map(lambda c: parse_cell(c) is not None)
-        ok = numeric | cells.map(is_missing) if allow_missing else numeric
-        if ok.all() and numeric.sum() > 0:
+        numeric = cells.map(lambda c: parse_cell(c) is not None).astype(bool)
+        ok = numeric | cells.map(is_missing).astype(bool) if allow_missing else numeric
+        if ok.all() and numeric.any():
             cats.append(col)
-    return cats
+        elif numeric.any():
+            bad = int((~ok).to_numpy().argmax())
+            skipped[col] = (str(frame[model_col].iloc[bad]), str(cells.iloc[bad]))
+    return cats, skipped
+
+
+def skipped_note(skipped: dict[str, tuple[str, str]]) -> str | None:
+    """One line naming each column left out for a non-numeric cell, or None."""
+    if not skipped:
+        return None
+    cols = "; ".join(f"{col!r} (model {model!r} has {cell!r})" for col, (model, cell) in skipped.items())
+    missing = any(is_missing(cell) for _, cell in skipped.values())
+    return (f"left out column{'s' if len(skipped) > 1 else ''} with non-numeric cells: {cols}; fix the cell"
+            + (", pass --drop-missing to leave out models without a score" if missing else "")
+            + " or name the categories with --categories")
 
 
 def read_score_table(path: str | os.PathLike, model_column: str = "Model",
@@ -117,6 +136,8 @@ def read_score_table(path: str | os.PathLike, model_column: str = "Model",
         raise AnalysisError(f"cannot read score table {path!r} as CSV: {str(exc).splitlines()[0]}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     model_col = _model_column(frame, model_column, path)
+    if frame.empty:
+        raise AnalysisError(f"{path}: no rows under the header; add one row of scores per model")
     models = frame[model_col].map(lambda m: str(m).strip())
     if (models == "").any():
         row = int((models == "").to_numpy().argmax()) + 2
@@ -127,8 +148,9 @@ def read_score_table(path: str | os.PathLike, model_column: str = "Model",
     frame = frame.drop(columns=[model_col]).set_index(pd.Index(models, name="model"))
 
     excluded = set(exclude or ())
+    skipped: dict[str, tuple[str, str]] = {}
     if categories is None:
-        cats = _default_categories(frame.reset_index(), "model", excluded, drop_missing)
+        cats, skipped = _default_categories(frame.reset_index(), "model", excluded, drop_missing)
         if not cats:
             raise AnalysisError(f"{path}: no numeric category columns found; name them with --categories")
     else:
@@ -158,4 +180,5 @@ def read_score_table(path: str | os.PathLike, model_column: str = "Model",
     table = values[~drop].astype(float)
     table.columns.name = "category"
     table.attrs["dropped_models"] = list(raw.index[drop])
+    table.attrs["skipped_columns"] = skipped
     return table

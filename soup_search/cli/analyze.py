@@ -38,7 +38,8 @@ def _matching(models: list[str], pattern: str) -> list[str]:
 
 def analyze_command(
     scores: Annotated[Path, typer.Option("--scores", help="CSV of models × categories (leaderboard or scores.csv).")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory (written atomically).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (written atomically; never an existing "
+                                                    "folder soup-search did not write).")],
     model_column: Annotated[str, typer.Option("--model-column", help="Column holding model names.")] = "Model",
     categories: Annotated[str | None, typer.Option(
         "--categories", help="Comma-separated categories (default: every numeric column).")] = None,
@@ -52,26 +53,33 @@ def analyze_command(
     grouping: Annotated[str, typer.Option("--grouping", help="weak (one expert per weak category) or cluster.")] = "weak",
     drop_missing: Annotated[bool, typer.Option(
         "--drop-missing", help="Leave out models with N/A in a chosen category.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if an earlier analyze wrote it.")] = False,
 ) -> None:
     """SoCE analysis: correlate categories across models, find weak ones, pick an expert for each."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from soup_search.analysis import DEFAULT_TAU, analyze, plot_dendrogram, plot_heatmap, read_score_table
-    from soup_search.io.atomic import atomic_dir
+    from soup_search.analysis.table import skipped_note
     from soup_search.errors import AnalysisError
+    from soup_search.io.atomic import atomic_dir, check_target
 
+    check_target(out, overwrite=force)
     if candidates is not None and candidates_matching is not None:
         raise AnalysisError("give --candidates or --candidates-matching, not both")
     table = read_score_table(scores, model_column=model_column, categories=_split(categories),
                              drop_missing=drop_missing)
+    note = skipped_note(table.attrs["skipped_columns"])
+    if note:
+        Console(stderr=True).print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     candidates = _split(candidates)
     if candidates_matching is not None:
         candidates = _matching(list(table.index), candidates_matching)
     result = analyze(table, candidates=candidates, method=method, tau=DEFAULT_TAU if tau is None else tau,
                      top_k=top_k, grouping=grouping)
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=force) as tmp:
         (tmp / "analysis.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
         plot_heatmap(result.correlation, tmp / "heatmap.png", title=f"{result.method} ρ across {len(result.models)} models")
         plot_dendrogram(result.correlation, tmp / "dendrogram.png", tau=result.tau)

@@ -58,22 +58,39 @@ def _parse_params(items: list[str]) -> dict:
     return params
 
 
+def check_device(device: str) -> None:
+    """Refuse a torch device this machine does not have (``cuda`` with no GPU, ``cuda:7`` with two)."""
+    import torch
+
+    try:
+        torch.empty(1, device=torch.device(device))
+    except (RuntimeError, AssertionError) as err:  # torch asserts when built without CUDA
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError("--device", [f"{device!r} cannot be used here ({detail}); use --device cpu "
+                                       "or a device this machine has"]) from None
+
+
 def merge(
     config: Path = typer.Argument(..., help="mergekit YAML recipe (model paths relative to its folder, or absolute)."),
-    out_dir: Path = typer.Argument(..., help="Output model directory (written atomically)."),
+    out_dir: Path = typer.Argument(..., help="Output model directory (written atomically; never an existing file "
+                                             "or a folder soup-search did not write)."),
     max_shard_size: str = typer.Option("5GB", help="Largest safetensors shard, e.g. 5GB, 500MB, 2GiB."),
     allow_negative: bool = typer.Option(False, "--allow-negative", help="Accept negative linear weights."),
     allow_nonfinite: bool = typer.Option(False, "--allow-nonfinite", help="Merge tensors holding NaN/Inf."),
     device: str = typer.Option("cpu", help="Device for the arithmetic (cpu, cuda, cuda:1, ...)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT_DIR if an earlier soup-search merge wrote it."),
 ) -> None:
     """Merge checkpoints by a mergekit YAML recipe, streaming tensor by tensor, into OUT_DIR."""
     from rich.console import Console
 
+    from soup_search.io.atomic import check_target
     from soup_search.merge import MergeRecipe
     from soup_search.merge.stream import merge_to_disk, resolve_model_paths
 
+    check_target(out_dir, overwrite=force)
     shard_bytes = parse_size(max_shard_size)
+    check_device(device)
     recipe = MergeRecipe.from_yaml(config)
     console = Console(stderr=True)
     for note in recipe.notes():
@@ -91,6 +108,7 @@ def export(
     method: str = typer.Option("linear", help="Merge method for --weights."),
     base: Optional[str] = typer.Option(None, help="Base model path (task_arithmetic, ties)."),
     param: list[str] = typer.Option([], "--param", help="Top-level parameter KEY=VALUE (repeatable), e.g. density=0.5."),
+    force: bool = typer.Option(False, "--force", help="Replace the file at --out if there is one."),
 ) -> None:
     """Write a soup as mergekit YAML, from --weights or from a search's results.json."""
     from soup_search.io.atomic import atomic_file
@@ -98,6 +116,10 @@ def export(
 
     if (results is None) == (weights is None):
         raise ConfigError("export", ["give either RESULTS_JSON or --weights (exactly one)"])
+    if out.is_dir():
+        raise ConfigError("--out", [f"{out} is a folder; give the path of the YAML file to write, e.g. {out / 'soup.yaml'}"])
+    if out.exists() and not force:
+        raise ConfigError("--out", [f"{out} exists; pass --force to replace it or choose another file"])
     if results is not None:
         recipe = _recipe_from_results(results)
     else:

@@ -16,13 +16,13 @@ def profile(
 
     from rich.console import Console
 
-    from soup_search.io.atomic import atomic_file
     from soup_search.config import load_config
+    from soup_search.io.atomic import atomic_file, ensure_dir
     from soup_search.pipeline.category_scores import leaderboard_frame, write_scores
     from soup_search.cli.tables import frame_table
 
     cfg = load_config(config)  # every config problem is reported here, before any Ray work
-    out = out or Path("runs") / cfg.name
+    out = ensure_dir(out or Path("runs") / cfg.name)
     console = Console()
     if cfg.scores is not None:
         frame, stats = leaderboard_frame(cfg), {"source": str(cfg.resolve(cfg.scores.csv))}

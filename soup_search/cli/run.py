@@ -45,9 +45,13 @@ def run_and_show(cfg, out: Path, resume: bool = False, fresh: bool = False):
 
     from soup_search.cli.tables import comparison_table
     from soup_search.cli.ui import RichProgress
+    from soup_search.io.atomic import check_target, ensure_dir
     from soup_search.pipeline.outputs import FILES
     from soup_search.pipeline.run import run_pipeline
 
+    ensure_dir(out)  # an unwritable --out, or a file there, is refused now, not after the search
+    for folder in [f.rstrip("/") for f in FILES if f.endswith("/")] + ["best"]:
+        check_target(out / folder, overwrite=True)  # a run replaces these: refuse now one it did not write
     console = Console()
     result = run_pipeline(cfg, out, RichProgress(console), resume=resume, fresh=fresh)
     console.print(comparison_table(result))

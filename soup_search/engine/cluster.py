@@ -9,45 +9,25 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-from urllib.parse import urlsplit
 
 import ray
 
-from soup_search.config import RunConfig
+from soup_search.config import TRIAL_CPUS, RunConfig, address_problem
 from soup_search.errors import ConfigError
 
-#: CPUs each Ray Tune trial reserves (it only dispatches to actors and waits)
-TRIAL_CPUS = 0.01
-#: seconds to wait for a TCP answer from a cluster address before refusing it
-CONNECT_TIMEOUT_S = 5.0
+__all__ = ["TRIAL_CPUS", "check_capacity", "check_reachable", "cpus_needed", "start_ray"]
 
 
 def cpus_needed(cfg: RunConfig) -> float:
     """Logical CPUs the actors and the concurrent trials (one per scorer, plus one waiting) reserve."""
-    r = cfg.resources
-    return r.shards * r.shard_cpus + r.scorers * r.scorer_cpus + (r.scorers + 1) * TRIAL_CPUS
+    return cfg.resources.cpus_needed()
 
 
 def check_reachable(address: str) -> None:
     """Refuse an address (``host:port`` or ``ray://host:port``) where nothing listens."""
-    if address in ("auto", "local"):
-        return
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host, port = None, None
-    if not host or not port:
-        raise ConfigError("resources", [f"'resources.address' {address!r} is not host:port or ray://host:port; "
-                                        "give the Ray head's address, or leave it out for a local instance"])
-    try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        raise ConfigError("resources", [
-            f"no Ray cluster answers at {address} ({exc.strerror or type(exc).__name__}); start the head "
-            "(ray start --head) or fix resources.address, or leave it out for a local instance"]) from None
+    problem = address_problem(address)
+    if problem:
+        raise ConfigError("resources", [problem])
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True):

@@ -240,7 +240,7 @@ def test_write_single_file_round_trip(single, tmp_path):
     for fname in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
         shutil.copyfile(single / fname, out / fname)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["config.json", SINGLE_FILE, "recipe.json", "notes", "tokenizer.json",
+        [".soup-search", "config.json", SINGLE_FILE, "recipe.json", "notes", "tokenizer.json",
          "tokenizer_config.json", "generation_config.json"])
     assert (out / "notes" / "raw.bin").read_bytes() == b"\x00\x01"
     with safe_open(str(out / SINGLE_FILE), "pt") as fh:

@@ -309,6 +309,7 @@ def test_sharded_output_index_matches_the_files(candidates_dir, state_dicts, tmp
 
 def test_failure_mid_write_leaves_nothing_and_keeps_the_old_output(candidates_dir, tmp_path):
     from soup_search.errors import MergeError
+    from soup_search.io.atomic import MARKER
 
     # the NaN is in the last tensor of the layout, after several files were written
     root = poisoned_pool(candidates_dir, tmp_path / "candidates", key="m1", name="model.norm.weight")
@@ -316,9 +317,10 @@ def test_failure_mid_write_leaves_nothing_and_keeps_the_old_output(candidates_di
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old")
+    (out / MARKER).write_text("")  # an earlier soup-search output, which it may replace
     with pytest.raises(MergeError, match="model 'm1'"):
         merge_to_disk(recipe, out, resolve_model_paths(recipe, root), max_file_bytes=15_000, progress=False)
-    assert [p.name for p in out.iterdir()] == ["keep.txt"] and leftovers(tmp_path) == []
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "keep.txt"] and leftovers(tmp_path) == []
 
 
 def test_writer_matches_safetensors_and_refuses_a_wrong_stream(tmp_path):

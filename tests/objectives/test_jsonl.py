@@ -316,6 +316,18 @@ def test_empty_cell_and_malformed_file(tmp_path):
     assert_one_line_error(exc, "cannot read", str(junk))
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_byte_that_is_not_utf8(tmp_path, suffix):
+    rows = make_rows()
+    path = write(tmp_path / f"d{suffix}", rows)
+    data = path.read_bytes().split(b"\n")
+    data[3] = data[3].replace(b"question", b"questi\xffn")  # a Latin-1 byte on line 4
+    path.write_bytes(b"\n".join(data))
+    with pytest.raises(ObjectiveError) as exc:
+        JsonlObjective(path=str(path))
+    assert_one_line_error(exc, str(path), "line 4", "not UTF-8", "save the file as UTF-8")
+
+
 @pytest.mark.parametrize("kwargs,needle", [
     ({"dev_fraction": 0.7, "test_fraction": 0.5}, "dev_fraction"),
     ({"test_fraction": -0.1}, "test_fraction"),
