@@ -9,7 +9,6 @@ any Ray work starts.
 
 from __future__ import annotations
 
-import inspect
 import socket
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from soup_search.errors import ConfigError, SoupSearchError
+from soup_search.objectives import objective_class, parameter_problems
 
 SAMPLERS = ("tpe", "cmaes", "gp", "random", "grid")
 #: the SoCE analysis defaults, for every entry point (config, `analyze`, the API)
@@ -213,39 +213,15 @@ def objective_params(params: dict[str, Any], resolve) -> dict[str, Any]:
     return out
 
 
-def parameter_problems(cls: type, params: dict[str, Any]) -> list[str]:
-    """Parameters ``cls(**params)`` would refuse: unknown names (listing the valid ones), missing ones."""
-    signature = inspect.signature(cls.__init__)
-    accepted = [p for name, p in signature.parameters.items() if name != "self"
-                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    names = [p.name for p in accepted]
-    problems = []
-    unknown = [k for k in params if k not in names]
-    if unknown and not takes_any:
-        problems.append(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                        f"valid names: {', '.join(names)}")
-    missing = [p.name for p in accepted if p.default is p.empty and p.name not in params]
-    if missing:
-        problems.append(f"missing parameter{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
-    return problems
-
-
 def _objective_problems(o: ObjectiveConfig, resolve) -> tuple[list[str], tuple[str, ...]]:
     """The objective's problems, and its categories when it could be built."""
-    from soup_search.objectives import REGISTRY, objective_class
-
     try:
         cls = objective_class(o.name)
     except SoupSearchError as exc:
         return [f"'objective.name': {exc}"], ()
-    except ImportError:  # registered, but its module is not in this install
-        others = ", ".join(n for n in sorted(REGISTRY) if n != o.name)
-        return [f"'objective.name': objective {o.name!r} is not available in this install; "
-                f"use one of: {others}"], ()
     wrong = parameter_problems(cls, o.params)
     if wrong:
-        return [f"'objective.params' of {o.name!r}: {problem}" for problem in wrong], ()
+        return [f"'objective.params': {problem}" for problem in wrong], ()
     try:
         categories = tuple(cls(**objective_params(o.params, resolve)).categories)
     except TypeError as exc:

@@ -27,8 +27,12 @@ def test_every_shipped_config_loads(path):
     if path.name in CLUSTER_ONLY:
         with pytest.raises(ConfigError) as err:
             load_config(path)
-        assert all("no checkpoint directory" in p or "does not exist" in p or "file" in p
-                   for p in err.value.problems), err.value.problems
+        # exactly the four checkpoint folders and the data file of the cluster, nothing else
+        assert err.value.problems == [
+            *(f"'candidates.paths[{i}]': no checkpoint directory at /mnt/checkpoints/{name}"
+              for i, name in enumerate(["expert-math", "expert-code", "expert-tools", "expert-chat"])),
+            "'objective': data file /mnt/data/benchmark.jsonl does not exist; set the objective's path "
+            "to an existing file"]
         return
     cfg = load_config(path)
     assert cfg.search.n_trials > 0
@@ -82,7 +86,7 @@ def test_objective_params_are_checked(tmp_path):
         parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "toy", "params": {"n_devv": 1}}},
                      root=tmp_path)
     assert err.value.problems == [
-        "'objective.params' of 'toy': unknown parameter 'n_devv'; valid names: "
+        "'objective.params': unknown parameter 'n_devv' of objective 'toy'; valid parameters: "
         + ", ".join(p for p in inspect.signature(ToyObjective.__init__).parameters if p != "self")]
     assert "n_dev" in err.value.problems[0] and "unexpected keyword" not in str(err.value)
 
@@ -92,8 +96,8 @@ def test_a_typo_in_a_jsonl_parameter_lists_the_valid_names(tmp_path):
         parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "jsonl", "params": {"pathh": "d.jsonl"}}},
                      root=tmp_path)
     text = str(err.value)
-    assert "unknown parameter 'pathh'; valid names: path, prompt_field" in text
-    assert "missing parameter 'path'" in text and "__init__" not in text
+    assert "unknown parameter 'pathh' of objective 'jsonl'; valid parameters: path, prompt_field" in text
+    assert "objective 'jsonl' needs the parameter 'path'" in text and "__init__" not in text
 
 
 def one_category_data(tmp_path):
@@ -137,17 +141,27 @@ def test_analysis_categories_the_objective_lacks(tmp_path):
     assert cfg.analysis.categories == ["add", "sub"]
 
 
-def test_a_removed_objective_is_one_problem_among_others(tmp_path):
-    from soup_search.objectives import REGISTRY
-
-    if "leaderboard" not in REGISTRY:
-        pytest.skip("no leaderboard objective registered")
+def test_objective_leaderboard_points_to_scores_among_other_problems(tmp_path):
     with pytest.raises(ConfigError) as err:
         parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "leaderboard"},
                       "search": {"n_trials": 0}}, root=tmp_path)
     assert len(err.value.problems) == 2, err.value.problems
-    assert "'objective.name'" in str(err.value) and "leaderboard" in str(err.value)
-    assert "No module named" not in str(err.value)
+    assert "'objective.name': 'leaderboard' is not an objective" in str(err.value)
+    assert "'scores:' section" in str(err.value) and "No module named" not in str(err.value)
+
+
+def test_an_objective_whose_module_is_gone_is_one_problem(tmp_path):
+    from soup_search.objectives import REGISTRY, register_objective
+
+    register_objective("gone", "no_such_package.bench:Gone")
+    try:
+        with pytest.raises(ConfigError) as err:
+            parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "gone"}}, root=tmp_path)
+    finally:
+        REGISTRY.pop("gone")
+    assert err.value.problems == ["'objective.name': objective 'gone' points to 'no_such_package.bench:Gone', "
+                                  "which cannot be imported (No module named 'no_such_package'); fix the "
+                                  "registration or install its package (on every node)"]
 
 
 def test_unreachable_address_is_a_config_problem_within_seconds(tmp_path):
