@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from soup_search.candidates import CandidateSet, load_candidates
 from soup_search.config import RunConfig
+from soup_search.zoo import build_zoo
 
 
 def candidate_specs(cfg: RunConfig, progress: bool = True) -> list[tuple[str, str]]:
     """(name, path) of every candidate: zoo experts (and base if asked), then explicit paths."""
     specs: list[tuple[str, str]] = []
     if cfg.candidates.zoo:
-        from soup_search.zoo import build_zoo
-
         zoo = build_zoo(size=cfg.candidates.zoo, progress=progress)
         if cfg.candidates.include_base:
             specs.append(("base", str(zoo.base)))
@@ -21,9 +21,7 @@ def candidate_specs(cfg: RunConfig, progress: bool = True) -> list[tuple[str, st
     return specs
 
 
-def load_config_candidates(cfg: RunConfig, progress: bool = True):
+def load_config_candidates(cfg: RunConfig, progress: bool = True) -> CandidateSet:
     """Resolve and validate the candidates (same architecture, tensors and vocabulary)."""
-    from soup_search.candidates import load_candidates
-
     specs = candidate_specs(cfg, progress=progress)
     return load_candidates([path for _, path in specs], names=[name for name, _ in specs])

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def plot_history(trials: list[dict], path: str | Path) -> None:
     """Dev objective per trial, with the running best."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
     for stage, marker in (("search", "o"), ("grid", "x")):
         pts = [(t["number"], t["dev_mean"]) for t in trials if t["stage"] == stage]
         if pts:
@@ -35,15 +29,14 @@ def plot_history(trials: list[dict], path: str | Path) -> None:
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_weights(trials: list[dict], path: str | Path) -> None:
     """Dev objective against each model's soup weight (one panel per model)."""
-    plt = _pyplot()
     models = sorted({m for t in trials for m in t["weights"].get("all", t["weights"].get("attn", {}))})
     n = max(1, len(models))
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), sharey=True, squeeze=False)
+    fig = Figure(figsize=(3.2 * n, 3.2))
+    axes = fig.subplots(1, n, sharey=True, squeeze=False)
     for ax, m in zip(axes[0], models):
         xs, ys = [], []
         for t in trials:
@@ -57,18 +50,15 @@ def plot_weights(trials: list[dict], path: str | Path) -> None:
     fig.suptitle("dev objective vs soup weights")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_comparison(rows: list[dict], categories: list[str], path: str | Path) -> None:
     """Per-category test accuracy of every comparison row, plus the mean."""
-    import numpy as np
-
-    plt = _pyplot()
     labels = [*categories, "mean"]
     x = np.arange(len(labels))
     width = 0.8 / max(1, len(rows))
-    fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(labels) + 2), 4.5))
+    fig = Figure(figsize=(max(7, 1.1 * len(labels) + 2), 4.5))
+    ax = fig.add_subplot()
     for i, r in enumerate(rows):
         vals = [r["test_per_category"].get(c, 0.0) for c in categories] + [r["test_mean"]]
         ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=f"{r['name']} ({r['kind']})")
@@ -79,4 +69,3 @@ def plot_comparison(rows: list[dict], categories: list[str], path: str | Path) -
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
