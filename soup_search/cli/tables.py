@@ -27,14 +27,15 @@ def comparison_table(result) -> Table:
     """Dev and held-out test means of every comparison row of a RunResult, against the best expert."""
     rows = result.comparison
     table = Table(title="held-out comparison (test split)")
-    for col in ("name", "kind", "dev mean", "test mean", "vs best expert"):
+    for col in ("name", "kind", "dev mean", "test mean", "Δ soup − row [95% CI]", "p"):
         table.add_column(col, justify="left" if col in ("name", "kind") else "right")
+    table.caption = "paired on the same test examples; * the 95% CI excludes 0"
     best_test = max(r.test_mean for r in rows)
-    experts = [r.test_mean for r in rows if r.kind == "expert"]
-    ref = max(experts) if experts else None
     for r in rows:
         mean = f"{r.test_mean:.4f}"
-        delta = "" if ref is None else f"{r.test_mean - ref:+.4f}"
-        table.add_row(r.name, r.kind, f"{r.dev_mean:.4f}",
-                      f"[bold green]{mean}[/]" if r.test_mean == best_test else mean, delta)
+        d = r.vs_best
+        delta = "" if d is None else f"{d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]" + (" *" if d.significant else "")
+        table.add_row(r.name, r.kind, f"{r.dev_mean:.4f}", f"[bold green]{mean}[/]" if r.test_mean == best_test else mean,
+                      f"[bold]{delta}[/]" if d is not None and d.significant else delta,
+                      "" if d is None else f"{d.p_value:.3g}")
     return table

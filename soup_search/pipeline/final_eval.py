@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from soup_search.analysis.paired import PairedDelta, paired_delta
 from soup_search.analysis.soce import Analysis
 from soup_search.config import RunConfig
 from soup_search.engine.session import Session
@@ -46,7 +47,11 @@ class TrialRecord:
 
 @dataclass(frozen=True)
 class ComparisonRow:
-    """One soup of the held-out comparison, scored on dev and test."""
+    """One soup of the held-out comparison, scored on dev and test.
+
+    ``test_correct`` is each test example's correctness ("0"/"1" per category, in split order);
+    ``vs_best`` compares the best soup with this row on those examples (None for the soup itself).
+    """
 
     name: str
     kind: str
@@ -56,12 +61,18 @@ class ComparisonRow:
     dev_per_category: Mapping[str, float]
     test_mean: float
     test_per_category: Mapping[str, float]
+    test_correct: Mapping[str, str] = field(default_factory=dict)
+    vs_best: PairedDelta | None = None
 
     def to_json(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "recipe": dict(self.recipe),
-                "weights": {m: dict(w) for m, w in self.weights.items()}, "dev_mean": self.dev_mean,
-                "test_mean": self.test_mean, "dev_per_category": dict(self.dev_per_category),
-                "test_per_category": dict(self.test_per_category)}
+        out = {"name": self.name, "kind": self.kind, "recipe": dict(self.recipe),
+               "weights": {m: dict(w) for m, w in self.weights.items()}, "dev_mean": self.dev_mean,
+               "test_mean": self.test_mean, "dev_per_category": dict(self.dev_per_category),
+               "test_per_category": dict(self.test_per_category)}
+        if self.vs_best is not None:
+            out.update(delta=self.vs_best.delta, ci_low=self.vs_best.ci_low, ci_high=self.vs_best.ci_high,
+                       p_value=self.vs_best.p_value)
+        return out
 
 
 @dataclass(frozen=True)
@@ -132,9 +143,32 @@ def comparison_specs(candidate_names: Sequence[str], space: SearchSpace, analysi
     return specs
 
 
+def paired_with_best(rows: Sequence[ComparisonRow], weights: Mapping[str, float] | None = None,
+                     seed: int = 0) -> tuple[ComparisonRow, ...]:
+    """Each row after the first (the best soup) with the paired difference best soup − row on
+    the same test examples: a stratified bootstrap 95% CI and a paired permutation p-value."""
+    best = rows[0]
+    cats = [c for c in best.test_correct if best.test_correct[c]]
+
+    def bits(row: ComparisonRow) -> tuple[list[int], list[str]]:
+        values, labels = [], []
+        for c in cats:
+            values += [int(b) for b in row.test_correct[c]]
+            labels += [c] * len(row.test_correct[c])
+        return values, labels
+
+    a, labels = bits(best)
+    out = [best]
+    for row in rows[1:]:
+        b, _ = bits(row)
+        out.append(replace(row, vs_best=paired_delta(a, b, labels, weights, seed=seed)))
+    return tuple(out)
+
+
 def evaluate_comparison(session: Session, specs: Sequence[tuple[str, str, dict]],
                         progress: Progress = SILENT) -> tuple[ComparisonRow, ...]:
-    """Score every comparison row on dev (cached) and on the held-out test split."""
+    """Score every comparison row on dev (cached) and on the held-out test split, each compared
+    with the best soup (the first spec) example by example."""
     ctx = TrialContext.of(session, stage="final")
 
     def one(item, advance) -> ComparisonRow:
@@ -147,8 +181,9 @@ def evaluate_comparison(session: Session, specs: Sequence[tuple[str, str, dict]]
                              dev_mean=objective_value(session.spec, dev.per_category),
                              dev_per_category=dev.per_category,
                              test_mean=objective_value(session.spec, test.per_category),
-                             test_per_category=test.per_category)
+                             test_per_category=test.per_category, test_correct=test.correct)
 
     with progress.task("held-out evaluation", len(specs)) as advance, \
             ThreadPoolExecutor(max_workers=max(1, len(session.scorers.actors))) as executor:
-        return tuple(executor.map(lambda item: one(item, advance), specs))
+        rows = tuple(executor.map(lambda item: one(item, advance), specs))
+    return paired_with_best(rows, session.spec.params.get("category_weights"))

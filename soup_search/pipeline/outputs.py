@@ -14,9 +14,18 @@ import pandas as pd
 from soup_search.io.atomic import atomic_dir, atomic_file
 from soup_search.merge import MergeRecipe
 from soup_search.pipeline.final_eval import RunResult
-from soup_search.pipeline.plots import plot_comparison, plot_history, plot_weights
+from soup_search.pipeline.plots import plot_comparison, plot_forest, plot_history, plot_weights
 
-FILES = ("results.json", "trials.csv", "soup.yaml", "report.md", "scores.csv", "plots/")
+FILES = ("results.json", "per_example.json", "trials.csv", "soup.yaml", "report.md", "scores.csv", "plots/")
+
+
+def delta_cell(row) -> str:
+    """``+0.031 [+0.012, +0.050] p=0.002 *`` (best soup − row; * when the 95% CI excludes 0)."""
+    d = row.vs_best
+    if d is None:
+        return ""
+    star = " *" if d.significant else ""
+    return f"{d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}] p={d.p_value:.3g}{star}"
 
 
 def trials_frame(result: RunResult) -> pd.DataFrame:
@@ -46,11 +55,15 @@ def report_markdown(result: RunResult) -> str:
              "## Experts", "", "| group | expert | alternates |", "|---|---|---|"]
     for g, e in analysis.experts.items():
         lines.append(f"| {g} | {e} | {', '.join(analysis.alternates.get(g, []))} |")
+    n = next((r.vs_best.n for r in result.comparison if r.vs_best is not None), None)
     lines += ["", "## Held-out comparison (test split)", "",
-              "| name | kind | dev mean | test mean | " + " | ".join(cats) + " |",
-              "|---|---|---|---|" + "---|" * len(cats)]
+              "Δ is the best soup's test objective minus the row's, on the same "
+              + (f"{n} " if n else "") + "test examples, with a 95% bootstrap CI that resamples examples "
+              "within categories and a paired permutation p-value; * marks a CI that excludes 0.", "",
+              "| name | kind | dev mean | test mean | Δ best soup − row [95% CI], p | " + " | ".join(cats) + " |",
+              "|---|---|---|---|---|" + "---|" * len(cats)]
     for r in result.comparison:
-        lines.append(f"| {r.name} | {r.kind} | {r.dev_mean:.4f} | {r.test_mean:.4f} | "
+        lines.append(f"| {r.name} | {r.kind} | {r.dev_mean:.4f} | {r.test_mean:.4f} | {delta_cell(r)} | "
                      + " | ".join(f"{r.test_per_category.get(c, float('nan')):.3f}" for c in cats) + " |")
     lines += ["", "## Best soup", "", f"Trial {result.best.number}; weights:", "", "```json",
               json.dumps(result.best_row.to_json()["weights"], indent=2), "```", "", "## Timings (s)", "",
@@ -64,6 +77,10 @@ def write_outputs(result: RunResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "results.json") as fh:
         json.dump(result.to_json(), fh, indent=2)
+    with atomic_file(out / "per_example.json") as fh:
+        json.dump({"split": "test", "note": "per comparison row and category: each test example's correctness "
+                   "(1 or 0), in the objective's example order",
+                   "rows": {r.name: dict(r.test_correct) for r in result.comparison}}, fh)
     with atomic_file(out / "trials.csv") as fh:
         trials_frame(result).to_csv(fh, index=False, float_format="%.6g")
     with atomic_file(out / "soup.yaml") as fh:
@@ -78,3 +95,4 @@ def write_outputs(result: RunResult, out: Path) -> None:
         plot_history(trials, tmp / "optimization_history.png")
         plot_weights(trials, tmp / "weights_vs_dev.png")
         plot_comparison(rows, list(result.analysis.categories), tmp / "comparison.png")
+        plot_forest(rows, tmp / "forest.png")

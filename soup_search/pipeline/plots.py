@@ -69,3 +69,22 @@ def plot_comparison(rows: list[dict], categories: list[str], path: str | Path) -
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def plot_forest(rows: list[dict], path: str | Path) -> None:
+    """The best soup's test objective minus each other row's, with its 95% CI (a forest plot)."""
+    rows = [r for r in rows if "delta" in r]
+    fig = Figure(figsize=(7, 1.0 + 0.45 * max(1, len(rows))))
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))[::-1]
+    colors = ["tab:green" if r["ci_low"] > 0 else "tab:red" if r["ci_high"] < 0 else "tab:gray" for r in rows]
+    for yi, r, color in zip(y, rows, colors):
+        ax.errorbar([r["delta"]], [yi], xerr=[[r["delta"] - r["ci_low"]], [r["ci_high"] - r["delta"]]],
+                    fmt="o", color=color, capsize=4)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r['name']} (p={r['p_value']:.2g})" for r in rows], fontsize=8)
+    ax.set_xlabel("best soup − row, test objective (95% CI)")
+    ax.set_title("held-out differences, paired by example")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)

@@ -35,11 +35,12 @@ class ScoreCache:
     def get(self, weights_fp: str, objective_fp: str, split: str) -> ScoreResult | None:
         row = self._db.execute("SELECT result FROM scores WHERE key = ?",
                                (cache_key(weights_fp, objective_fp, split),)).fetchone()
-        if row is None:
+        result = ScoreResult.from_json(json.loads(row[0])) if row is not None else None
+        if result is None or not result.correct:  # entries of older versions lack per-example bits
             self.misses += 1
             return None
         self.hits += 1
-        return ScoreResult.from_json(json.loads(row[0]))
+        return result
 
     def put(self, weights_fp: str, objective_fp: str, split: str, result: ScoreResult) -> None:
         self._db.execute(

@@ -12,7 +12,7 @@ from soup_search.analysis.soce import analyze
 from soup_search.config import parse_config
 from soup_search.merge import MergeRecipe
 from soup_search.pipeline.final_eval import (
-    ComparisonRow, RunResult, TrialRecord, best_trial, comparison_specs, trial_records,
+    ComparisonRow, RunResult, TrialRecord, best_trial, comparison_specs, paired_with_best, trial_records,
 )
 from soup_search.pipeline.outputs import FILES, mergekit_yaml, report_markdown, trials_frame, write_outputs
 from soup_search.search.space import SearchSpace
@@ -21,10 +21,12 @@ SCORES = pd.DataFrame({"add": [0.9, 0.2, 0.4], "sort": [0.1, 0.8, 0.5], "copy": 
                       index=pd.Index(["a", "b", "c"], name="model"))
 
 
-def row(name, kind, weights, dev, test):
+def row(name, kind, weights, dev, test, bits):
     recipe = MergeRecipe.soup({m: w for m, w in weights["all"].items() if w > 0}).model_dump(mode="json")
+    correct = {c: b for c, b in zip(("add", "sort", "copy"), bits)}
+    per_cat = {c: b.count("1") / len(b) for c, b in correct.items()}
     return ComparisonRow(name, kind, recipe, weights, dev, {"add": dev, "sort": dev, "copy": dev},
-                         test, {"add": test, "sort": test - 0.1, "copy": test + 0.1})
+                         test, per_cat, test_correct=correct)
 
 
 @pytest.fixture
@@ -38,9 +40,11 @@ def result(tmp_path):
            {"stage": "grid", "params": {"w.add": 0.5, "w.sort": 0.5}, "weights": {"all": {"a": 0.5, "b": 0.5}},
             "value": 0.64, "per_category": {"add": 0.6, "sort": 0.7, "copy": 0.6}}]
     trials = trial_records(log)
-    comparison = (row("best soup", "soup", {"all": {"a": 0.2, "b": 0.8}}, 0.64, 0.66),
-                  row("a", "expert", {"all": {"a": 1.0}}, 0.5, 0.52),
-                  row("uniform_all", "uniform_all", {"all": {"a": 0.5, "b": 0.5}}, 0.6, 0.61))
+    comparison = paired_with_best((
+        row("best soup", "soup", {"all": {"a": 0.2, "b": 0.8}}, 0.64, 0.66, ["1111111111", "1111100000", "1110000000"]),
+        row("a", "expert", {"all": {"a": 1.0}}, 0.5, 0.52, ["0000000000", "1111100000", "1110000000"]),
+        row("uniform_all", "uniform_all", {"all": {"a": 0.5, "b": 0.5}}, 0.6, 0.61,
+            ["1111111111", "1111100000", "1110000000"])))
     return RunResult(config=cfg, analysis=analysis, scores=SCORES, trials=trials,
                      best=best_trial([t for t in trials if t.stage == "search"]), comparison=comparison,
                      candidate_paths={"a": Path("/ckpt/a"), "b": Path("/ckpt/b"), "c": Path("/ckpt/c")},
@@ -73,6 +77,14 @@ def test_results_json_has_every_key_and_the_best_row(result, tmp_path):
     assert set(data) == {"config", "analysis", "trials", "best", "comparison", "timings"}
     assert data["best"]["trial"] == 1 and data["best"]["test_mean"] == 0.66
     assert [r["kind"] for r in data["comparison"]] == ["soup", "expert", "uniform_all"]
+    soup, expert, uniform = data["comparison"]
+    assert "delta" not in soup
+    # the soup gets all 10 "add" examples the expert misses: Δ = (1.0 - 0.0) / 3 categories, exact p = 2/2^10
+    assert expert["delta"] == pytest.approx(1 / 3) and expert["ci_low"] == expert["ci_high"] == pytest.approx(1 / 3)
+    assert expert["p_value"] == pytest.approx(2 / 1024)
+    assert (uniform["delta"], uniform["ci_low"], uniform["ci_high"], uniform["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+    per_example = json.loads((tmp_path / "out" / "per_example.json").read_text())
+    assert per_example["rows"]["a"]["add"] == "0000000000"
     assert len(data["trials"]) == 3
 
 
@@ -81,7 +93,7 @@ def test_every_file_is_written(result, tmp_path):
     write_outputs(result, out)
     for name in FILES:
         assert (out / name.rstrip("/")).exists(), name
-    for png in ("optimization_history.png", "weights_vs_dev.png", "comparison.png"):
+    for png in ("optimization_history.png", "weights_vs_dev.png", "comparison.png", "forest.png"):
         assert (out / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -100,4 +112,5 @@ def test_soup_yaml_names_checkpoint_paths(result):
 def test_report_has_the_comparison_and_experts(result):
     text = report_markdown(result)
     assert "## Held-out comparison (test split)" in text and "## Experts" in text
-    assert "| best soup | soup | 0.6400 | 0.6600 |" in text
+    assert "| best soup | soup | 0.6400 | 0.6600 |  |" in text
+    assert "| a | expert | 0.5000 | 0.5200 | +0.3333 [+0.3333, +0.3333] p=0.00195 * |" in text

@@ -8,7 +8,7 @@ from soup_search.engine.run_store import RunStore
 
 
 def test_cache_persists_across_instances(tmp_path):
-    r = ScoreResult({"add": 0.5, "sort": 1.0}, {"add": 4, "sort": 2}, 1.5)
+    r = ScoreResult({"add": 0.5, "sort": 1.0}, {"add": 4, "sort": 2}, 1.5, {"add": "0101", "sort": "11"})
     c = ScoreCache(tmp_path / "s.sqlite")
     assert c.get("w", "o", "dev") is None
     c.put("w", "o", "dev", r)
@@ -29,7 +29,7 @@ def test_objective_spec_fingerprint_is_order_independent():
 
 def test_run_store_log(tmp_path):
     s = RunStore(tmp_path / "run.sqlite", tmp_path / "cache.sqlite")
-    r = ScoreResult({"add": 1.0}, {"add": 3}, 0.1)
+    r = ScoreResult({"add": 1.0}, {"add": 3}, 0.1, {"add": "111"})
     s.remember("w", "o", "dev", r)
     s.record("search", {"w.add": 0.5}, {"models": []}, {"all": {"e": 1.0}}, "dev", r, 1.0, {"wall_s": 1}, False)
     s.record("grid", {}, {}, {}, "dev", r, 0.5, {}, True)
@@ -38,3 +38,10 @@ def test_run_store_log(tmp_path):
     assert len(rows) == 1 and rows[0]["params"] == {"w.add": 0.5} and rows[0]["value"] == 1.0
     assert len(s.evaluations()) == 2
     assert s.stats()["scored"] == 1
+
+
+def test_an_entry_without_per_example_bits_is_a_miss(tmp_path):
+    """Entries written before per-example correctness existed are scored again, not trusted."""
+    cache = ScoreCache(tmp_path / "c.sqlite")
+    cache.put("w", "o", "test", ScoreResult({"add": 1.0}, {"add": 3}, 0.1))
+    assert cache.get("w", "o", "test") is None and cache.misses == 1
