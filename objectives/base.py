@@ -40,12 +40,24 @@ class Objective(abc.ABC):
         self.scoring = scoring
         self._score_fn: MatchFn = get_matcher(scoring)
         self.category_weights = dict(category_weights) if category_weights else None
+        #: categories kept out of the search: only the final held-out report scores them
+        self.held_out_categories: tuple[str, ...] = ()
         if self.category_weights:
             unknown = sorted(set(self.category_weights) - set(self.categories))
             if unknown:
                 raise ObjectiveError(
                     f"category_weights name unknown categories {unknown}; use some of {list(self.categories)}"
                 )
+
+    def hold_out(self, categories: Iterable[str]) -> Objective:
+        """Keep ``categories`` out of every split until the final report (``held_out=True``)."""
+        self.held_out_categories = tuple(self._check_categories(categories, ordered=True))
+        return self
+
+    @property
+    def search_categories(self) -> tuple[str, ...]:
+        """The categories the search may see: all but the held-out ones."""
+        return tuple(c for c in self.categories if c not in self.held_out_categories)
 
     @abc.abstractmethod
     def _load(self, split: str) -> list[Example]:
@@ -55,7 +67,8 @@ class Objective(abc.ABC):
                  held_out: bool = False) -> list[Example]:
         """Examples of ``split``, optionally only of ``categories``.
 
-        The ``test`` split is refused unless ``held_out=True`` (the final report only).
+        The ``test`` split, and every split of a held-out category, are refused unless
+        ``held_out=True`` (the final report only).
         """
         if split not in SPLITS:
             raise ObjectiveError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -64,7 +77,13 @@ class Objective(abc.ABC):
                 f"objective {self.name!r} refuses to score the test split during search; "
                 "only the final held-out report may use it (held_out=True)"
             )
-        wanted = self._check_categories(categories)
+        wanted = set(self._check_categories(categories))
+        if not held_out:
+            hidden = wanted & set(self.held_out_categories)
+            if categories is not None and hidden:
+                raise ObjectiveError(f"objective {self.name!r} holds out {sorted(hidden)} until the final report; "
+                                     "only the held-out report may score them (held_out=True)")
+            wanted -= set(self.held_out_categories)
         return [ex for ex in self._load(split) if ex.category in wanted]
 
     def score(self, prediction: str, reference: str) -> float:
@@ -76,11 +95,11 @@ class Objective(abc.ABC):
         return weighted_mean({c: per_category[c] for c in self.categories if c in per_category},
                              self.category_weights)
 
-    def _check_categories(self, categories: Iterable[str] | None) -> set[str]:
+    def _check_categories(self, categories: Iterable[str] | None, ordered: bool = False) -> list[str]:
         if categories is None:
-            return set(self.categories)
-        wanted = set(categories)
-        unknown = sorted(wanted - set(self.categories))
+            return list(self.categories)
+        wanted = list(dict.fromkeys(categories))
+        unknown = sorted(set(wanted) - set(self.categories))
         if unknown:
             raise ObjectiveError(
                 f"unknown categories {unknown} for objective {self.name!r}; known: {list(self.categories)}"

@@ -47,6 +47,8 @@ class CandidatesConfig(_Frozen):
 class ObjectiveConfig(_Frozen):
     name: str = "toy"
     params: dict[str, Any] = Field(default_factory=dict)
+    #: categories kept out of the analysis and the search; scored only by the final report ("transfer")
+    held_out_categories: list[str] = Field(default_factory=list)
 
 
 class ScoresConfig(_Frozen):
@@ -232,7 +234,15 @@ def _objective_problems(o: ObjectiveConfig, resolve) -> tuple[list[str], tuple[s
         return [f"'objective': {o.name!r} has {len(categories)} category ({', '.join(map(repr, categories))}); "
                 f"SoCE needs at least {MIN_EXPERTS} categories: give the data a category column "
                 "(category_field) with several values"], categories
-    return [], categories
+    unknown = [c for c in o.held_out_categories if c not in categories]
+    if unknown:
+        return [f"'objective.held_out_categories': {', '.join(map(repr, unknown))} not among the objective's "
+                f"categories; use some of {', '.join(categories)}"], categories
+    searched = [c for c in categories if c not in o.held_out_categories]
+    if len(searched) < MIN_EXPERTS:
+        return [f"'objective.held_out_categories' leaves {len(searched)} category to search; "
+                f"hold out fewer so that at least {MIN_EXPERTS} remain"], categories
+    return [], tuple(searched)
 
 
 def _analysis_categories_problems(data: dict, categories: tuple[str, ...]) -> list[str]:

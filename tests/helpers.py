@@ -103,13 +103,15 @@ class SpyObjective(ToyObjective):
         self.log = log
 
     def examples(self, split, categories=None, *, held_out=False):
+        found = super().examples(split, categories, held_out=held_out)
         with open(self.log, "a") as fh:
-            fh.write(f"{split} {held_out}\n")
-        return super().examples(split, categories, held_out=held_out)
+            fh.write(f"{split} {held_out} {','.join(sorted({ex.category for ex in found}))}\n")
+        return found
 
 
-def spy_calls(log: str | Path) -> list[tuple[str, bool]]:
+def spy_calls(log: str | Path) -> list[tuple[str, bool, frozenset]]:
+    """(split, held_out, categories of the examples handed out) of every call, in order."""
     path = Path(log)
     if not path.exists():
         return []
-    return [(s, h == "True") for s, h in (line.split() for line in path.read_text().splitlines())]
+    return [(s, h == "True", frozenset(c.split(","))) for s, h, c in (line.split() for line in path.read_text().splitlines())]

@@ -232,3 +232,18 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_held_out_categories_must_exist_and_leave_two_to_search(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"candidates": {"zoo": "tiny"},
+                      "objective": {"name": "toy", "params": {"categories": ["add", "sub", "sort"]},
+                                    "held_out_categories": ["nope"]}}, root=tmp_path)
+    assert "'objective.held_out_categories': 'nope' not among the objective's categories" in str(err.value)
+    with pytest.raises(ConfigError, match="leaves 1 category to search"):
+        parse_config({"candidates": {"zoo": "tiny"},
+                      "objective": {"name": "toy", "params": {"categories": ["add", "sub", "sort"]},
+                                    "held_out_categories": ["add", "sub"]}}, root=tmp_path)
+    cfg = parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "toy", "held_out_categories": ["add"]}},
+                       root=tmp_path)
+    assert cfg.objective.held_out_categories == ["add"]

@@ -43,7 +43,7 @@ def run_and_show(cfg, out: Path, resume: bool = False, fresh: bool = False):
     """Run the pipeline with rich progress, then print the comparison table; returns the console."""
     from rich.console import Console
 
-    from soup_search.cli.tables import comparison_table
+    from soup_search.cli.tables import comparison_table, transfer_table
     from soup_search.cli.ui import RichProgress
     from soup_search.io.atomic import check_target, ensure_dir
     from soup_search.pipeline.outputs import FILES
@@ -55,6 +55,9 @@ def run_and_show(cfg, out: Path, resume: bool = False, fresh: bool = False):
     console = Console()
     result = run_pipeline(cfg, out, RichProgress(console), resume=resume, fresh=fresh)
     console.print(comparison_table(result))
+    transfer = transfer_table(result)
+    if transfer is not None:
+        console.print(transfer)
     console.print(f"wrote {out}/ {', '.join(FILES)}, best/")
     return console
 

@@ -39,3 +39,18 @@ def comparison_table(result) -> Table:
                       f"[bold]{delta}[/]" if d is not None and d.significant else delta,
                       "" if d is None else f"{d.p_value:.3g}")
     return table
+
+
+def transfer_table(result) -> Table | None:
+    """The held-out categories (never analysed or searched) of every row; None when there are none."""
+    held = list(result.config.objective.held_out_categories)
+    if not held:
+        return None
+    table = Table(title=f"transfer: held-out categories {', '.join(held)} (test split)")
+    for col in ("name", "kind", "transfer mean", "Δ soup − row [95% CI]", "p"):
+        table.add_column(col, justify="left" if col in ("name", "kind") else "right")
+    for r in result.comparison:
+        d = r.transfer_vs_best
+        delta = "" if d is None else f"{d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]" + (" *" if d.significant else "")
+        table.add_row(r.name, r.kind, f"{r.transfer_mean:.4f}", delta, "" if d is None else f"{d.p_value:.3g}")
+    return table

@@ -26,7 +26,8 @@ from soup_search.scoring.protocol import ObjectiveSpec
 
 
 def objective_spec(cfg: RunConfig) -> ObjectiveSpec:
-    return ObjectiveSpec.of(cfg.objective.name, objective_params(cfg.objective.params, cfg.resolve))
+    o = cfg.objective
+    return ObjectiveSpec.of(o.name, objective_params(o.params, cfg.resolve), o.held_out_categories)
 
 
 class Session:

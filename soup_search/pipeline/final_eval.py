@@ -23,7 +23,7 @@ from soup_search.errors import SoupSearchError
 from soup_search.merge import MergeRecipe
 from soup_search.pipeline.progress import SILENT, Progress
 from soup_search.search.space import SearchSpace
-from soup_search.search.trial import TrialContext, evaluate_recipe, objective_value, soup_recipe
+from soup_search.search.trial import TrialContext, evaluate_recipe, objective_value, soup_recipe, transfer_value
 
 KINDS = ("soup", "expert", "uniform_all", "uniform_experts", "grid_best")
 
@@ -63,6 +63,9 @@ class ComparisonRow:
     test_per_category: Mapping[str, float]
     test_correct: Mapping[str, str] = field(default_factory=dict)
     vs_best: PairedDelta | None = None
+    #: the mean over held-out categories (never searched), and the best soup's difference there
+    transfer_mean: float | None = None
+    transfer_vs_best: PairedDelta | None = None
 
     def to_json(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "recipe": dict(self.recipe),
@@ -72,6 +75,9 @@ class ComparisonRow:
         if self.vs_best is not None:
             out.update(delta=self.vs_best.delta, ci_low=self.vs_best.ci_low, ci_high=self.vs_best.ci_high,
                        p_value=self.vs_best.p_value)
+        if self.transfer_mean is not None:
+            out["transfer"] = {"mean": self.transfer_mean,
+                               **(self.transfer_vs_best.to_json() if self.transfer_vs_best else {})}
         return out
 
 
@@ -143,25 +149,30 @@ def comparison_specs(candidate_names: Sequence[str], space: SearchSpace, analysi
     return specs
 
 
+def _bits(row: ComparisonRow, categories: Sequence[str]) -> tuple[list[int], list[str]]:
+    values, labels = [], []
+    for c in categories:
+        values += [int(b) for b in row.test_correct[c]]
+        labels += [c] * len(row.test_correct[c])
+    return values, labels
+
+
 def paired_with_best(rows: Sequence[ComparisonRow], weights: Mapping[str, float] | None = None,
-                     seed: int = 0) -> tuple[ComparisonRow, ...]:
+                     held_out_categories: Sequence[str] = (), seed: int = 0) -> tuple[ComparisonRow, ...]:
     """Each row after the first (the best soup) with the paired difference best soup − row on
-    the same test examples: a stratified bootstrap 95% CI and a paired permutation p-value."""
+    the same test examples: a stratified bootstrap 95% CI and a paired permutation p-value. On
+    the search categories (``vs_best``) and, apart, on the held-out ones (``transfer_vs_best``)."""
     best = rows[0]
-    cats = [c for c in best.test_correct if best.test_correct[c]]
-
-    def bits(row: ComparisonRow) -> tuple[list[int], list[str]]:
-        values, labels = [], []
-        for c in cats:
-            values += [int(b) for b in row.test_correct[c]]
-            labels += [c] * len(row.test_correct[c])
-        return values, labels
-
-    a, labels = bits(best)
+    searched = [c for c in best.test_correct if best.test_correct[c] and c not in held_out_categories]
+    held = [c for c in best.test_correct if best.test_correct[c] and c in held_out_categories]
+    a, labels = _bits(best, searched)
     out = [best]
     for row in rows[1:]:
-        b, _ = bits(row)
-        out.append(replace(row, vs_best=paired_delta(a, b, labels, weights, seed=seed)))
+        row = replace(row, vs_best=paired_delta(a, _bits(row, searched)[0], labels, weights, seed=seed))
+        if held:
+            ha, hlabels = _bits(best, held)
+            row = replace(row, transfer_vs_best=paired_delta(ha, _bits(row, held)[0], hlabels, weights, seed=seed))
+        out.append(row)
     return tuple(out)
 
 
@@ -181,9 +192,10 @@ def evaluate_comparison(session: Session, specs: Sequence[tuple[str, str, dict]]
                              dev_mean=objective_value(session.spec, dev.per_category),
                              dev_per_category=dev.per_category,
                              test_mean=objective_value(session.spec, test.per_category),
-                             test_per_category=test.per_category, test_correct=test.correct)
+                             test_per_category=test.per_category, test_correct=test.correct,
+                             transfer_mean=transfer_value(session.spec, test.per_category))
 
     with progress.task("held-out evaluation", len(specs)) as advance, \
             ThreadPoolExecutor(max_workers=max(1, len(session.scorers.actors))) as executor:
         rows = tuple(executor.map(lambda item: one(item, advance), specs))
-    return paired_with_best(rows, session.spec.params.get("category_weights"))
+    return paired_with_best(rows, session.spec.category_weights, session.spec.held_out_categories)

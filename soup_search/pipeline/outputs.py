@@ -19,9 +19,9 @@ from soup_search.pipeline.plots import plot_comparison, plot_forest, plot_histor
 FILES = ("results.json", "per_example.json", "trials.csv", "soup.yaml", "report.md", "scores.csv", "plots/")
 
 
-def delta_cell(row) -> str:
+def delta_cell(row, transfer: bool = False) -> str:
     """``+0.031 [+0.012, +0.050] p=0.002 *`` (best soup − row; * when the 95% CI excludes 0)."""
-    d = row.vs_best
+    d = row.transfer_vs_best if transfer else row.vs_best
     if d is None:
         return ""
     star = " *" if d.significant else ""
@@ -48,7 +48,7 @@ def mergekit_yaml(result: RunResult) -> str:
 
 def report_markdown(result: RunResult) -> str:
     cfg, analysis = result.config, result.analysis
-    cats = list(result.best_row.test_per_category)
+    cats = [c for c in result.best_row.test_per_category if c not in cfg.objective.held_out_categories]
     lines = [f"# soup-search report: {cfg.name}", "",
              f"Objective `{cfg.objective.name}`; sampler `{cfg.search.sampler}`, {cfg.search.n_trials} trials; "
              f"analysis `{analysis.grouping}` at τ = {analysis.tau:g} ({analysis.method}).", "",
@@ -65,6 +65,16 @@ def report_markdown(result: RunResult) -> str:
     for r in result.comparison:
         lines.append(f"| {r.name} | {r.kind} | {r.dev_mean:.4f} | {r.test_mean:.4f} | {delta_cell(r)} | "
                      + " | ".join(f"{r.test_per_category.get(c, float('nan')):.3f}" for c in cats) + " |")
+    held = list(cfg.objective.held_out_categories)
+    if held:
+        lines += ["", "## Transfer: held-out categories (never analysed or searched)", "",
+                  f"Categories {', '.join(held)} were left out of the analysis and the search and scored only "
+                  "here, on the test split. Δ as above, on these categories only.", "",
+                  "| name | kind | transfer mean | Δ best soup − row [95% CI], p | " + " | ".join(held) + " |",
+                  "|---|---|---|---|" + "---|" * len(held)]
+        for r in result.comparison:
+            lines.append(f"| {r.name} | {r.kind} | {r.transfer_mean:.4f} | {delta_cell(r, transfer=True)} | "
+                         + " | ".join(f"{r.test_per_category.get(c, float('nan')):.3f}" for c in held) + " |")
     lines += ["", "## Best soup", "", f"Trial {result.best.number}; weights:", "", "```json",
               json.dumps(result.best_row.to_json()["weights"], indent=2), "```", "", "## Timings (s)", "",
               "| stage | seconds |", "|---|---|"]

@@ -100,6 +100,7 @@ def profile_and_analyze(cfg: RunConfig, session: Session, state: Path,
                         progress: Progress = SILENT) -> tuple[pd.DataFrame, Analysis, SearchSpace]:
     """The category table (profiled on dev, or a leaderboard), the SoCE analysis and the search space."""
     frame = leaderboard_frame(cfg) if cfg.scores is not None else score_candidates(session, progress=progress).frame()
+    frame = frame.drop(columns=[c for c in cfg.objective.held_out_categories if c in frame.columns])
     write_scores(frame, state / "scores.csv")
     a = cfg.analysis
     cats = informative_categories(frame, a.categories)

@@ -32,16 +32,25 @@ class ObjectiveSpec:
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
     target: str | None = None
+    #: categories only the final held-out report scores (see ``Objective.hold_out``)
+    held_out_categories: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, name: str, params: Mapping[str, Any]) -> ObjectiveSpec:
-        return cls(name, dict(params), objective_target(name))
+    def of(cls, name: str, params: Mapping[str, Any], held_out_categories=()) -> ObjectiveSpec:
+        return cls(name, dict(params), objective_target(name), tuple(held_out_categories))
 
     def build(self):
-        return build_objective(self.name, dict(self.params), self.target)
+        return build_objective(self.name, dict(self.params), self.target).hold_out(self.held_out_categories)
+
+    @property
+    def category_weights(self) -> dict[str, float] | None:
+        return self.params.get("category_weights")
 
     def fingerprint(self) -> str:
-        blob = json.dumps({"name": self.name, "params": dict(self.params)}, sort_keys=True, default=str)
+        data = {"name": self.name, "params": dict(self.params)}
+        if self.held_out_categories:  # (absent otherwise: earlier cache entries stay valid)
+            data["held_out_categories"] = list(self.held_out_categories)
+        blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -44,9 +44,16 @@ class TrialContext:
 
 
 def objective_value(spec: ObjectiveSpec, per_category: Mapping[str, float]) -> float:
-    """The search objective: the (category-weighted) mean. Needs no objective data, so a trial
-    process never builds the objective; only scorer processes do."""
-    return weighted_mean(per_category, spec.params.get("category_weights"))
+    """The search objective: the (category-weighted) mean over the search categories (held-out
+    ones never count). Needs no objective data, so a trial process never builds the objective."""
+    return weighted_mean({c: v for c, v in per_category.items() if c not in spec.held_out_categories},
+                         spec.category_weights)
+
+
+def transfer_value(spec: ObjectiveSpec, per_category: Mapping[str, float]) -> float | None:
+    """The mean over the held-out categories (None when there are none)."""
+    held = {c: v for c, v in per_category.items() if c in spec.held_out_categories}
+    return weighted_mean(held, spec.category_weights) if held else None
 
 
 def soup_recipe(soup: Mapping[str, Mapping[str, float]]) -> MergeRecipe:

@@ -145,3 +145,15 @@ def test_score_is_exact_match():
     ex = toy.examples("dev")[0]
     assert toy.score(f" {ex.answer}\n", ex.answer) == 1.0
     assert toy.score(ex.answer + "x", ex.answer) == 0.0
+
+
+def test_held_out_categories_are_invisible_until_the_final_report():
+    toy = ToyObjective(seed=0, n_dev=5, n_test=5).hold_out(["add", "sort"])
+    assert toy.search_categories == tuple(c for c in toy.categories if c not in ("add", "sort"))
+    for split in ("train", "dev"):
+        assert {ex.category for ex in toy.examples(split)} == set(toy.search_categories)
+    with pytest.raises(ObjectiveError, match=r"holds out \['add'\] until the final report"):
+        toy.examples("dev", ["add", "copy"])
+    assert {ex.category for ex in toy.examples("test", held_out=True)} == set(toy.categories)
+    with pytest.raises(ObjectiveError, match="unknown categories"):
+        ToyObjective(seed=0).hold_out(["nope"])

@@ -223,15 +223,20 @@ def spy_session(tiny_zoo, ray_session, tmp_path_factory):
     register_objective("spy", SpyObjective)
     root = tmp_path_factory.mktemp("spy")
     log = root / "splits.log"
-    cfg = load_config(write_config(root, "spy", seed=106, objective="spy", objective_params={"log": str(log)},
-                                   n_trials=4, categories=["sort", "reverse", "count"], tau=0.999))
+    path = write_config(root, "spy", seed=106, objective="spy", objective_params={"log": str(log)},
+                        n_trials=4, categories=["sort", "reverse", "count"], tau=0.999)
+    data = yaml.safe_load(path.read_text())
+    data["objective"]["held_out_categories"] = ["add"]
+    path.write_text(yaml.safe_dump(data))
+    cfg = load_config(path)
     candidates = load_config_candidates(cfg, progress=False)
     with open_session(cfg, candidates, root / "state", score_cache=root / "scores.sqlite") as session:
         yield cfg, session, root, log
 
 
-def test_search_asks_for_no_test_example_before_the_final_report(spy_session):
-    """The spy records every split any scorer process asks for: the search asks only for dev."""
+def test_search_sees_no_test_example_and_no_held_out_category_before_the_final_report(spy_session):
+    """The spy records every split any scorer process asks for, and the categories it handed out:
+    the search asks only for dev, never sees the held-out category, and the final report scores it."""
     from soup_search.pipeline.final_eval import best_trial, comparison_specs, evaluate_comparison, trial_records
     from soup_search.pipeline.run import profile_and_analyze, search
     from tests.helpers import spy_calls
@@ -240,13 +245,20 @@ def test_search_asks_for_no_test_example_before_the_final_report(spy_session):
     _, analysis, space = profile_and_analyze(cfg, session, root)
     search(cfg, session, space, root)
     asked = spy_calls(log)
-    assert asked and set(asked) == {("dev", False)}
+    assert asked and {(split, held) for split, held, _ in asked} == {("dev", False)}
+    assert all("add" not in cats for _, _, cats in asked) and "add" not in analysis.categories
 
     trials = trial_records(session.evaluations("search"))
     specs = comparison_specs(session.candidates.names, space, analysis, best_trial(trials), None)
-    evaluate_comparison(session, specs)
+    rows = evaluate_comparison(session, specs)
     final = spy_calls(log)[len(asked):]
-    assert ("test", True) in final and all(held for split, held in final if split == "test")
+    tests = [(held, cats) for split, held, cats in final if split == "test"]
+    assert tests and all(held and "add" in cats for held, cats in tests)
+    assert all(not held and "add" not in cats for split, held, cats in final if split == "dev")
+    # the held-out category is scored, kept out of the objective, and reported as transfer
+    soup = rows[0]
+    assert "add" in soup.test_per_category and soup.transfer_mean == soup.test_per_category["add"]
+    assert rows[1].transfer_vs_best is not None and rows[1].vs_best.n == 24 * 7
 
 
 def test_the_search_cannot_score_the_test_split(spy_session):

@@ -40,3 +40,16 @@ def test_one_top_k_default_everywhere():
     assert AnalysisConfig().top_k == DEFAULT_TOP_K
     assert inspect.signature(analyze).parameters["top_k"].default == DEFAULT_TOP_K
     assert inspect.signature(analyze_command).parameters["top_k"].default == DEFAULT_TOP_K
+
+
+def test_held_out_categories_never_count_in_the_objective():
+    from soup_search.search.trial import transfer_value
+
+    spec = ObjectiveSpec("toy", {"category_weights": {"a": 3.0}}, held_out_categories=("c",))
+    scores = {"a": 1.0, "b": 0.0, "c": 0.0}
+    assert objective_value(spec, scores) == pytest.approx(0.75)
+    assert transfer_value(spec, scores) == 0.0
+    assert transfer_value(ObjectiveSpec("toy", {}), scores) is None
+    # the held-out set is part of what the objective is: it changes the cache key
+    assert spec.fingerprint() != ObjectiveSpec("toy", {"category_weights": {"a": 3.0}}).fingerprint()
+    assert ObjectiveSpec("toy", {}).fingerprint() == ObjectiveSpec("toy", {}, held_out_categories=()).fingerprint()
