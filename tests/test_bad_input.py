@@ -235,14 +235,17 @@ def test_run_on_an_address_nobody_answers_is_refused_quickly(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_set_ray_address_does_not_hijack_the_private_local_instance(tiny_zoo, tmp_path):
-    """RAY_ADDRESS (or a cluster already running) must not be joined when the config names no address."""
-    config = tiny_config(tmp_path)
-    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:1"}
-    proc = subprocess.run([sys.executable, "-m", "soup_search", "profile", str(config), "--out", str(tmp_path / "p")],
-                          env=env, capture_output=True, text=True, timeout=600)
+def test_a_set_ray_address_does_not_hijack_the_private_local_instance(tmp_path):
+    """RAY_ADDRESS (or a cluster already running) must not be joined when the config names no address:
+    the engine starts a private local instance, with the CPUs it asked for."""
+    code = ("from soup_search.engine.cluster import start_ray\n"
+            "ray = start_ray(None, num_cpus=1)\n"
+            "print(ray.get_runtime_context().gcs_address, ray.cluster_resources()['CPU'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "RAY_ADDRESS": "127.0.0.1:1"},
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert len((tmp_path / "p" / "scores.csv").read_text().splitlines()) == 1 + len(tiny_zoo.experts)
+    address, cpus = proc.stdout.split()
+    assert address != "127.0.0.1:1" and float(cpus) == 1.0
 
 
 @pytest.mark.slow

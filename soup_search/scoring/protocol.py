@@ -15,11 +15,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from soup_search.objectives import build_objective, objective_target
+
+if TYPE_CHECKING:  # the run store's actor imports this module and needs no torch
+    import torch
 
 
 @dataclass(frozen=True)
