@@ -1,0 +1,100 @@
+"""Resuming a run: after a SIGKILL mid-search, --resume/--fresh, and a cluster too small to start."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from soup_search.cli import main
+from tests.helpers import write_config
+
+pytestmark = pytest.mark.slow
+
+
+def completed(state: Path) -> int:
+    db = state / "optuna.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def logged(state: Path) -> int:
+    db = state / "run.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM evaluations WHERE stage = 'search'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_resume_after_sigkill(tiny_zoo, tmp_path):
+    """Kill the driver (SIGKILL, whole process group) mid-search; the same command finishes the study.
+
+    A hook makes every trial after the 2nd block until killed, so the kill always lands mid-search."""
+    cfg = write_config(tmp_path, "resume", seed=104, n_trials=6)
+    out = tmp_path / "resume"
+    cmd = [sys.executable, "-m", "soup_search", "run", str(cfg), "--out", str(out)]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.Popen(cmd, env={**env, "SOUP_SEARCH_BLOCK_AFTER_TRIALS": "2"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # wait for the condition: 2+ trials logged and every logged trial told to Optuna (the rest block)
+    deadline = time.monotonic() + 300
+    while not (logged(out / "state") >= 2 and completed(out / "state") == logged(out / "state")):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no trial was logged within 300 s"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = completed(out / "state")
+    assert 2 <= done_before < 6
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert completed(out / "state") == 6  # no completed trial lost, none beyond the budget
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["trials"]) == 6
+    # no weights were scored twice: every really-scored search evaluation is a distinct recipe
+    rows = sqlite3.connect(out / "state" / "run.sqlite").execute(
+        "SELECT recipe FROM evaluations WHERE stage = 'search' AND cached = 0").fetchall()
+    assert len(rows) == len({r[0] for r in rows})
+
+
+def test_resume_flag_and_config_change(tiny_zoo, tmp_path, capsys):
+    cfg = write_config(tmp_path, "flags", seed=105)
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(cfg), "--out", str(tmp_path / "none"), "--resume"])
+    assert exit_.value.code == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    state = tmp_path / "other" / "state"
+    state.mkdir(parents=True)
+    (state / "config.json").write_text(json.dumps({"fingerprint": "different"}))
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(cfg), "--out", str(tmp_path / "other")])
+    assert exit_.value.code == 2
+    assert "different config" in capsys.readouterr().err
+
+
+def test_too_small_a_cluster_is_refused_not_hung(tiny_zoo, ray_session, tmp_path):
+    from soup_search.config import load_config
+    from soup_search.errors import ConfigError
+    from soup_search.pipeline.candidate_set import load_config_candidates
+    from soup_search.engine.cluster import cpus_needed
+    from soup_search.engine.session import Session
+
+    cfg = load_config(write_config(tmp_path, "big", seed=108))
+    cfg = cfg.model_copy(update={"resources": cfg.resources.model_copy(update={"scorer_cpus": 1.0})})
+    assert cpus_needed(cfg) > ray_session.cluster_resources()["CPU"]
+    with pytest.raises(ConfigError, match="need 2.53 CPUs but the local Ray instance"):
+        Session(cfg, load_config_candidates(cfg, progress=False), tmp_path / "state")
