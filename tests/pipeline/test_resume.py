@@ -19,24 +19,22 @@ from tests.helpers import write_config
 pytestmark = pytest.mark.slow
 
 
-def completed(state: Path) -> int:
-    db = state / "optuna.sqlite"
+def count(db: Path, query: str) -> int:
+    """A COUNT(*) from a database another process may still be creating (0 until it exists)."""
     if not db.exists():
         return 0
     try:
-        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+        return sqlite3.connect(db).execute(query).fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def completed(state: Path) -> int:
+    return count(state / "optuna.sqlite", "SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'")
 
 
 def logged(state: Path) -> int:
-    db = state / "run.sqlite"
-    if not db.exists():
-        return 0
-    try:
-        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM evaluations WHERE stage = 'search'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+    return count(state / "run.sqlite", "SELECT COUNT(*) FROM evaluations WHERE stage = 'search'")
 
 
 def test_resume_after_sigkill(tiny_zoo, tmp_path):
