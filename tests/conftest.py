@@ -13,9 +13,16 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
-    """A fresh cache per session (zoo, scores); SOUP_SEARCH_TEST_CACHE reuses one between sessions."""
+    """A fresh cache per session (zoo, scores); SOUP_SEARCH_TEST_CACHE reuses one between sessions.
+
+    Under pytest-xdist each worker has its own score cache, and all workers share one zoo folder
+    (the zoo is built once, under a file lock, by whichever worker needs it first)."""
     reuse = os.environ.get("SOUP_SEARCH_TEST_CACHE")
     path = Path(reuse) if reuse else tmp_path_factory.mktemp("soup-cache")
+    if not reuse and os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "shared-zoo"
+        shared.mkdir(exist_ok=True)
+        (path / "zoo").symlink_to(shared, target_is_directory=True)
     old = os.environ.get("SOUP_SEARCH_CACHE_DIR")
     os.environ["SOUP_SEARCH_CACHE_DIR"] = str(path)
     yield path
@@ -40,6 +47,9 @@ def ray_session():
 @pytest.fixture(scope="session")
 def tiny_zoo(cache_dir):
     """The tiny toy zoo (base + experts), trained once per session into the test cache."""
+    from filelock import FileLock
+
     from soup_search.zoo import build_zoo
 
-    return build_zoo(size="tiny", progress=False)
+    with FileLock(str((cache_dir / "zoo").resolve().parent / "zoo.lock")):
+        return build_zoo(size="tiny", progress=False)
