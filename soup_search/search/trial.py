@@ -6,8 +6,10 @@ evaluation; it never scores the same weights on the same objective split twice (
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -98,13 +100,20 @@ def evaluate_recipe(recipe: MergeRecipe, ctx: TrialContext, split: str = "dev",
 
 
 #: a test hook for crash-resume tests: once this many trials of a stage are logged, every
-#: further trial of it blocks before doing anything, until its process is killed
+#: further trial of it blocks before doing anything, until its process is killed ...
 BLOCK_AFTER = "SOUP_SEARCH_BLOCK_AFTER_TRIALS"
+#: ... and says so on this Unix socket, so the test waits on that instead of polling
+BLOCKED_SOCKET = "SOUP_SEARCH_BLOCKED_SOCKET"
 
 
 def _block_if_asked(ctx: TrialContext) -> None:
     limit = os.environ.get(BLOCK_AFTER)
     if limit and len(ray.get(ctx.store.evaluations.remote(ctx.stage))) >= int(limit):
+        path = os.environ.get(BLOCKED_SOCKET)
+        if path:
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as conn:
+                conn.connect(path)
+                conn.sendall(b"blocked\n")
         threading.Event().wait()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -158,15 +157,8 @@ def test_shard_group_survives_a_killed_actor(sharded, candidates, ray_session):
     ray = ray_session
     old_pid = sharded.stats()[0]["pid"]
     ray.kill(sharded.actors[0], no_restart=False)
-    deadline = time.time() + 60
-    while True:  # stats() is retried on the restarted actor (max_task_retries)
-        try:
-            if sharded.stats()[0]["pid"] != old_pid:
-                break
-        except ray.exceptions.RayActorError:
-            pass
-        assert time.time() < deadline, "the killed shard actor was not restarted"
-        time.sleep(0.2)
+    # the call waits for Ray to restart the actor (max_restarts) and is retried there (max_task_retries)
+    assert sharded.stats()[0]["pid"] != old_pid
     recipe = MergeRecipe.soup({"m0": 0.4, "m1": 0.4, "m2": 0.2})
     state = sharded.merged_state_dict(recipe)
     ref = reference(candidates, recipe)
