@@ -42,6 +42,10 @@ class PairedDelta:
         """The CI excludes 0 (at the 95% level)."""
         return self.ci_low > 0 or self.ci_high < 0
 
+    def interval(self) -> str:
+        """``+0.0310 [+0.0120, +0.0500]``: the difference and its 95% CI, as every table shows it."""
+        return f"{self.delta:+.4f} [{self.ci_low:+.4f}, {self.ci_high:+.4f}]"
+
     def to_json(self) -> dict:
         return asdict(self)
 

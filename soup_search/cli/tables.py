@@ -34,7 +34,7 @@ def comparison_table(result) -> Table:
     for r in rows:
         mean = f"{r.test_mean:.4f}"
         d = r.vs_best
-        delta = "" if d is None else f"{d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]" + (" *" if d.significant else "")
+        delta = "" if d is None else d.interval() + (" *" if d.significant else "")
         table.add_row(r.name, r.kind, f"{r.dev_mean:.4f}", f"[bold green]{mean}[/]" if r.test_mean == best_test else mean,
                       f"[bold]{delta}[/]" if d is not None and d.significant else delta,
                       "" if d is None else f"{d.p_value:.3g}")
@@ -51,6 +51,6 @@ def transfer_table(result) -> Table | None:
         table.add_column(col, justify="left" if col in ("name", "kind") else "right")
     for r in result.comparison:
         d = r.transfer_vs_best
-        delta = "" if d is None else f"{d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]" + (" *" if d.significant else "")
+        delta = "" if d is None else d.interval() + (" *" if d.significant else "")
         table.add_row(r.name, r.kind, f"{r.transfer_mean:.4f}", delta, "" if d is None else f"{d.p_value:.3g}")
     return table

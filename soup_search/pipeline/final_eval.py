@@ -166,12 +166,13 @@ def paired_with_best(rows: Sequence[ComparisonRow], weights: Mapping[str, float]
     searched = [c for c in best.test_correct if best.test_correct[c] and c not in held_out_categories]
     held = [c for c in best.test_correct if best.test_correct[c] and c in held_out_categories]
     a, labels = _bits(best, searched)
+    held_a, held_labels = _bits(best, held)
     out = [best]
     for row in rows[1:]:
         row = replace(row, vs_best=paired_delta(a, _bits(row, searched)[0], labels, weights, seed=seed))
         if held:
-            ha, hlabels = _bits(best, held)
-            row = replace(row, transfer_vs_best=paired_delta(ha, _bits(row, held)[0], hlabels, weights, seed=seed))
+            row = replace(row, transfer_vs_best=paired_delta(held_a, _bits(row, held)[0], held_labels, weights,
+                                                             seed=seed))
         out.append(row)
     return tuple(out)
 

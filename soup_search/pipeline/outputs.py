@@ -19,13 +19,19 @@ from soup_search.pipeline.plots import plot_comparison, plot_forest, plot_histor
 FILES = ("results.json", "per_example.json", "trials.csv", "soup.yaml", "report.md", "scores.csv", "plots/")
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a markdown table."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
 def delta_cell(row, transfer: bool = False) -> str:
     """``+0.031 [+0.012, +0.050] p=0.002 *`` (best soup − row; * when the 95% CI excludes 0)."""
     d = row.transfer_vs_best if transfer else row.vs_best
     if d is None:
         return ""
     star = " *" if d.significant else ""
-    return f"{d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}] p={d.p_value:.3g}{star}"
+    return f"{d.interval()} p={d.p_value:.3g}{star}"
 
 
 def trials_frame(result: RunResult) -> pd.DataFrame:
@@ -52,33 +58,30 @@ def report_markdown(result: RunResult) -> str:
     lines = [f"# soup-search report: {cfg.name}", "",
              f"Objective `{cfg.objective.name}`; sampler `{cfg.search.sampler}`, {cfg.search.n_trials} trials; "
              f"analysis `{analysis.grouping}` at τ = {analysis.tau:g} ({analysis.method}).", "",
-             "## Experts", "", "| group | expert | alternates |", "|---|---|---|"]
-    for g, e in analysis.experts.items():
-        lines.append(f"| {g} | {e} | {', '.join(analysis.alternates.get(g, []))} |")
+             "## Experts", "",
+             *markdown_table(["group", "expert", "alternates"],
+                             [[g, e, ", ".join(analysis.alternates.get(g, []))] for g, e in analysis.experts.items()])]
     n = next((r.vs_best.n for r in result.comparison if r.vs_best is not None), None)
     lines += ["", "## Held-out comparison (test split)", "",
               "Δ is the best soup's test objective minus the row's, on the same "
               + (f"{n} " if n else "") + "test examples, with a 95% bootstrap CI that resamples examples "
               "within categories and a paired permutation p-value; * marks a CI that excludes 0.", "",
-              "| name | kind | dev mean | test mean | Δ best soup − row [95% CI], p | " + " | ".join(cats) + " |",
-              "|---|---|---|---|---|" + "---|" * len(cats)]
-    for r in result.comparison:
-        lines.append(f"| {r.name} | {r.kind} | {r.dev_mean:.4f} | {r.test_mean:.4f} | {delta_cell(r)} | "
-                     + " | ".join(f"{r.test_per_category.get(c, float('nan')):.3f}" for c in cats) + " |")
+              *markdown_table(["name", "kind", "dev mean", "test mean", "Δ best soup − row [95% CI], p", *cats],
+                              [[r.name, r.kind, f"{r.dev_mean:.4f}", f"{r.test_mean:.4f}", delta_cell(r),
+                                *(f"{r.test_per_category.get(c, float('nan')):.3f}" for c in cats)]
+                               for r in result.comparison])]
     held = list(cfg.objective.held_out_categories)
     if held:
         lines += ["", "## Transfer: held-out categories (never analysed or searched)", "",
                   f"Categories {', '.join(held)} were left out of the analysis and the search and scored only "
                   "here, on the test split. Δ as above, on these categories only.", "",
-                  "| name | kind | transfer mean | Δ best soup − row [95% CI], p | " + " | ".join(held) + " |",
-                  "|---|---|---|---|" + "---|" * len(held)]
-        for r in result.comparison:
-            lines.append(f"| {r.name} | {r.kind} | {r.transfer_mean:.4f} | {delta_cell(r, transfer=True)} | "
-                         + " | ".join(f"{r.test_per_category.get(c, float('nan')):.3f}" for c in held) + " |")
+                  *markdown_table(["name", "kind", "transfer mean", "Δ best soup − row [95% CI], p", *held],
+                                  [[r.name, r.kind, f"{r.transfer_mean:.4f}", delta_cell(r, transfer=True),
+                                    *(f"{r.test_per_category.get(c, float('nan')):.3f}" for c in held)]
+                                   for r in result.comparison])]
     lines += ["", "## Best soup", "", f"Trial {result.best.number}; weights:", "", "```json",
               json.dumps(result.best_row.to_json()["weights"], indent=2), "```", "", "## Timings (s)", "",
-              "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in result.timings.items()]
+              *markdown_table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in result.timings.items()])]
     return "\n".join(lines) + "\n"
 
 
