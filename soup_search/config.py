@@ -40,6 +40,8 @@ class CandidatesConfig(_Frozen):
     """Which checkpoints may go into a soup: the toy zoo's experts and/or checkpoint dirs."""
 
     zoo: Literal["tiny", "small", "default"] | None = None
+    #: the seed the toy zoo is trained with (each seed is a different zoo, cached apart)
+    zoo_seed: int = Field(default=0, ge=0)
     include_base: bool = False
     paths: list[str] = Field(default_factory=list)
 

@@ -86,7 +86,7 @@ def paired_delta(a: Sequence[float], b: Sequence[float], categories: Sequence[st
                              confidence_level=CONFIDENCE, method="percentile", rng=rng).confidence_interval
         low, high = float(ci.low), float(ci.high)
     discordant = a != b
-    if not discordant.any():
+    if discordant.sum() < 2:  # no or one discordant pair: swapping it gives ±d, as extreme as itself
         p = 1.0
     else:
         # only discordant pairs change under a swap; their weights per example keep the objective's scale

@@ -30,7 +30,8 @@ def build(
     manifest = zoo.manifest
     console = Console()
     console.print(f"zoo [bold]{zoo.size}[/] at {zoo.root}")
-    console.print(f"{len(zoo.models())} models (base + {len(zoo.experts)} experts); built in "
+    extra = f" + {len(zoo.conflicting)} conflicting" if zoo.conflicting else ""
+    console.print(f"{len(zoo.models())} models (base + {len(zoo.experts)} experts{extra}); built in "
                   f"{manifest['build_seconds']:.1f} s wall, {manifest['build_cpu_seconds']:.1f} s CPU "
                   f"on {manifest['created']}")
 

@@ -8,13 +8,13 @@ from soup_search.zoo import build_zoo
 
 
 def candidate_specs(cfg: RunConfig, progress: bool = True) -> list[tuple[str, str]]:
-    """(name, path) of every candidate: zoo experts (and base if asked), then explicit paths."""
+    """(name, path) of every candidate: the zoo's (and its base if asked), then explicit paths."""
     specs: list[tuple[str, str]] = []
     if cfg.candidates.zoo:
-        zoo = build_zoo(size=cfg.candidates.zoo, progress=progress)
+        zoo = build_zoo(size=cfg.candidates.zoo, seed=cfg.candidates.zoo_seed, progress=progress)
         if cfg.candidates.include_base:
             specs.append(("base", str(zoo.base)))
-        specs += [(name, str(path)) for name, path in zoo.experts.items()]
+        specs += [(name, str(path)) for name, path in zoo.candidates().items()]
     for p in cfg.candidates.paths:
         path = cfg.resolve(p)
         specs.append((path.name, str(path)))

@@ -1,7 +1,8 @@
 """Build the toy zoo: one base model trained on every toy category, then category experts.
 
 The recipe, top to bottom: pick the size's spec → train the base on a uniform mixture →
-fine-tune each expert from the base on a mixture that favours its categories → save every
+fine-tune each expert from the base on a mixture that favours its categories, and each
+conflicting candidate on a conflicting convention for its categories → save every
 model as a Hugging Face checkpoint (float32 safetensors + char tokenizer) → write
 ``manifest.json``. The whole zoo is written into a temp dir and renamed into place, and
 cached under ``cache_dir("zoo", "<size>-<fingerprint>")`` so a second call returns at once.
@@ -16,7 +17,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from soup_search.io.atomic import atomic_dir
 from soup_search.io.paths import cache_dir
 from soup_search.objectives import toy
 from soup_search.objectives.toy import ToyObjective
+from soup_search.zoo.conflict import SUFFIX, conflicting_examples
 from soup_search.zoo.model import CODE_VERSION, ZooError, ZooSpec, get_spec, llama_config
 from soup_search.zoo.tokenizer import build_char_tokenizer
 from soup_search.zoo.train import CategoryData, train
@@ -38,16 +40,21 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class Zoo:
-    """A built zoo on disk: the base checkpoint and the expert checkpoints (name → dir)."""
+    """A built zoo on disk: the base checkpoint, the experts and the conflicting candidates (name → dir)."""
 
     root: Path
     base: Path
     experts: dict[str, Path]
     size: str
+    conflicting: dict[str, Path] = field(default_factory=dict)
+
+    def candidates(self) -> dict[str, Path]:
+        """The checkpoints a soup may take: the experts, then the conflicting candidates."""
+        return {**self.experts, **self.conflicting}
 
     def models(self) -> dict[str, Path]:
-        """Every checkpoint of the zoo, base first, then the experts in build order."""
-        return {"base": self.base, **self.experts}
+        """Every checkpoint of the zoo, base first, in build order."""
+        return {"base": self.base, **self.candidates()}
 
     @property
     def manifest(self) -> dict:
@@ -65,7 +72,9 @@ class Zoo:
         models = manifest["models"]
         base = next(m for m in models if m["role"] == "base")
         experts = {m["name"]: root / m["path"] for m in models if m["role"] == "expert"}
-        return cls(root=root, base=root / base["path"], experts=experts, size=manifest["size"])
+        conflicting = {m["name"]: root / m["path"] for m in models if m["role"] == "conflicting"}
+        return cls(root=root, base=root / base["path"], experts=experts, size=manifest["size"],
+                   conflicting=conflicting)
 
 
 def fingerprint(spec: ZooSpec, seed: int) -> str:
@@ -129,9 +138,13 @@ def _build_into(root: Path, name: str, spec: ZooSpec, seed: int, fp: str, progre
     hf_logging.disable_progress_bar()  # our own bars only, no "Writing model shards"
     tokenizer = build_char_tokenizer()
     objective = ToyObjective(seed=seed, categories=spec.categories, n_train=spec.n_train)
-    data = CategoryData(tokenizer, objective.examples("train"))
+    train_examples = objective.examples("train")
+    if spec.conflicting:
+        train_examples = [*train_examples, *conflicting_examples(train_examples)]
+    data = CategoryData(tokenizer, train_examples)
     jobs = [("base", "base", (), spec.base_steps)]
     jobs += [(f"expert_{key}", "expert", cats, spec.expert_steps) for key, cats in spec.experts.items()]
+    jobs += [(f"conflict_{key}", "conflicting", cats, spec.expert_steps) for key, cats in spec.conflicting.items()]
     models: list[dict] = []
     with single_thread(), _progress(progress, jobs) as advance:
         torch.manual_seed(seed)
@@ -143,8 +156,10 @@ def _build_into(root: Path, name: str, spec: ZooSpec, seed: int, fp: str, progre
                 lr, floor = spec.base_lr, spec.base_floor
             else:
                 model.load_state_dict(base_state)
-                mixture = expert_mixture(spec, cats)
-                lr, floor = spec.expert_lr, spec.expert_floor
+                focus = cats if role == "expert" else tuple(c + SUFFIX for c in cats)
+                mixture = expert_mixture(spec, focus)
+                lr = spec.expert_lr if role == "expert" else spec.conflict_lr
+                floor = spec.expert_floor
             loss = train(model, data, mixture, steps=steps, lr=lr, batch_size=spec.batch_size,
                          seed=seed * 1000 + i, warmup=spec.warmup, floor=floor,
                          weight_decay=spec.weight_decay, on_step=lambda s, _l, k=i: advance(k))
@@ -165,10 +180,13 @@ def _build_into(root: Path, name: str, spec: ZooSpec, seed: int, fp: str, progre
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def expert_mixture(spec: ZooSpec, categories: tuple[str, ...]) -> dict[str, float]:
-    """Sampling weights of an expert: ``focus`` spread over its categories, the rest over all."""
+def expert_mixture(spec: ZooSpec, focus: tuple[str, ...]) -> dict[str, float]:
+    """Sampling weights of a fine-tune: ``focus`` spread over the ``focus`` categories (conflicting
+    ones included), the rest replays every category of the spec."""
     replay = (1.0 - spec.focus) / len(spec.categories)
-    return {c: replay + (spec.focus / len(categories) if c in categories else 0.0) for c in spec.categories}
+    keys = dict.fromkeys([*spec.categories, *focus])
+    return {c: (replay if c in spec.categories else 0.0) + (spec.focus / len(focus) if c in focus else 0.0)
+            for c in keys}
 
 
 def _save(model, tokenizer, path: Path) -> None:

@@ -1,11 +1,17 @@
 """Zoo sizes: the model shape and training recipe of each size, in one small frozen dataclass.
 
-Every expert is fine-tuned briefly, with a modest learning rate, from one shared base
-trained on all toy categories. That keeps the experts in one loss basin, so a weighted
-average of their parameters (a soup) combines their skills: the regime SoCE relies on.
-Each expert sees mostly (``focus``) its own 2-3 categories and gains there while drifting
-on the rest; averaging cancels much of the drift, so on the default zoo the uniform soup of
-the six experts beats the best single expert (and the base) on mean dev and test accuracy.
+Every candidate is fine-tuned briefly from one shared base trained on all toy categories,
+which keeps them in one loss basin, so a weighted average of their parameters (a soup)
+combines their skills: the regime SoCE relies on. The default zoo has two kinds:
+
+- four **specialists** (``expert_*``), each fed mostly (``focus``) two categories: each gains
+  there and forgets elsewhere, so no single one is good overall, and soups of them are;
+- two **conflicting** candidates (``conflict_*``), fine-tuned harder (``conflict_lr``) on a
+  conflicting answer convention for three categories (:mod:`soup_search.zoo.conflict`):
+  never the best at anything, they drag a uniform soup of all candidates down.
+
+So on the held-out test split a selected, weighted soup of the specialists beats both the best
+single candidate and the uniform soup of all six, as in the SoCE paper.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from transformers import LlamaConfig
 from soup_search.errors import ZooError  # noqa: F401  (re-exported by soup_search.zoo)
 
 #: bump whenever training code changes what a build produces; part of the cache fingerprint
-CODE_VERSION = 2
+CODE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,10 @@ class ZooSpec:
     expert_floor: float = 1.0
     #: expert name suffix -> the categories it emphasises (name is ``expert_<suffix>``)
     experts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: conflicting candidate name suffix -> the categories it learns a conflicting convention
+    #: for (name is ``conflict_<suffix>``); trained like an expert but with ``conflict_lr``
+    conflicting: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    conflict_lr: float = 2e-3
     categories: tuple[str, ...] = ("add", "sub", "sort", "reverse", "max", "copy", "count", "parity")
     batch_size: int = 64
     n_train: int = 2000
@@ -59,7 +69,7 @@ class ZooSpec:
         return hashlib.blake2b(payload.encode(), digest_size=6).hexdigest()
 
 
-_DEFAULT_EXPERTS = {
+_TINY_EXPERTS = {
     "add_sub": ("add", "sub"),
     "sort_max": ("sort", "max"),
     "reverse_copy": ("reverse", "copy"),
@@ -68,16 +78,27 @@ _DEFAULT_EXPERTS = {
     "sub_reverse_parity": ("sub", "reverse", "parity"),
 }
 
+_DEFAULT_EXPERTS = {
+    "add_sort": ("add", "sort"),
+    "sub_max": ("sub", "max"),
+    "reverse_count": ("reverse", "count"),
+    "copy_parity": ("copy", "parity"),
+}
+_DEFAULT_CONFLICTING = {
+    "sort_reverse_copy": ("sort", "reverse", "copy"),
+    "max_count_add": ("max", "count", "add"),
+}
+
 SIZES: dict[str, ZooSpec] = {
     "tiny": ZooSpec(
         hidden_size=48, intermediate_size=96, num_layers=2, num_heads=4,
         base_steps=400, base_lr=4e-3, expert_steps=60, expert_lr=2e-3, focus=0.9,
-        experts=dict(_DEFAULT_EXPERTS), batch_size=64, n_train=1000,
+        experts=dict(_TINY_EXPERTS), batch_size=64, n_train=1000,
     ),
     "default": ZooSpec(
         hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4,
         base_steps=1000, base_lr=3e-3, expert_steps=300, expert_lr=7e-4, focus=0.9,
-        experts=dict(_DEFAULT_EXPERTS), batch_size=64,
+        experts=dict(_DEFAULT_EXPERTS), conflicting=dict(_DEFAULT_CONFLICTING), conflict_lr=2e-3, batch_size=64,
     ),
 }
 #: ``small`` is an alias of ``default`` (the issue's name for the full zoo)

@@ -24,6 +24,12 @@ def test_five_wins_and_no_loss_is_the_exact_sign_test():
     assert d.p_value == pytest.approx(2 / 32)
 
 
+def test_one_discordant_pair_has_p_one():
+    """Its two swaps give +d and -d, both as extreme as the observed: p = 2/2 (scipy refuses one sample)."""
+    d = paired_delta([1, 1, 0, 1], [1, 1, 0, 0], ["x"] * 4)
+    assert d.delta == pytest.approx(0.25) and d.p_value == 1.0
+
+
 def test_delta_is_the_weighted_mean_of_category_deltas():
     cats = ["x"] * 4 + ["y"] * 2
     a = [1, 1, 1, 1, 0, 0]

@@ -91,3 +91,20 @@ def test_small_is_an_alias_and_fingerprints_differ_by_seed_and_size():
     assert get_spec("small") == get_spec("default")
     assert fingerprint(SIZES["tiny"], 0) != fingerprint(SIZES["tiny"], 1)
     assert fingerprint(SIZES["tiny"], 0) != fingerprint(SIZES["default"], 0)
+
+
+def test_conflicting_candidates_are_built_listed_and_offered_as_candidates(tmp_path, monkeypatch):
+    """A micro zoo (a few steps each) with one conflicting candidate: role, order, candidates()."""
+    import dataclasses
+
+    micro = dataclasses.replace(SIZES["tiny"], base_steps=4, expert_steps=2, n_train=40,
+                                experts={"add": ("add",)}, conflicting={"sort": ("sort",)})
+    monkeypatch.setitem(SIZES, "tiny", micro)
+    zoo = build_zoo(size="tiny", out=tmp_path / "micro", progress=False)
+    assert list(zoo.models()) == ["base", "expert_add", "conflict_sort"]
+    assert list(zoo.candidates()) == ["expert_add", "conflict_sort"] and list(zoo.conflicting) == ["conflict_sort"]
+    roles = {m["name"]: m["role"] for m in zoo.manifest["models"]}
+    assert roles == {"base": "base", "expert_add": "expert", "conflict_sort": "conflicting"}
+    base = AutoModelForCausalLM.from_pretrained(zoo.base).state_dict()
+    moved = AutoModelForCausalLM.from_pretrained(zoo.conflicting["conflict_sort"]).state_dict()
+    assert any(not torch.equal(base[k], moved[k]) for k in base)

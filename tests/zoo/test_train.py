@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from transformers import LlamaForCausalLM
 
+from soup_search.objectives.base import Example
 from soup_search.objectives.toy import ToyObjective
 from soup_search.zoo import SIZES, expert_mixture
+from soup_search.zoo.conflict import SUFFIX, conflicting_answer, conflicting_examples
 from soup_search.zoo.tokenizer import build_char_tokenizer
 from soup_search.zoo.train import IGNORE, CategoryData, encode_prompt, lr_at, train
 from tests.helpers import tiny_llama_config
@@ -63,3 +65,21 @@ def test_expert_mixture_favours_its_categories_and_sums_to_one():
     mix = expert_mixture(spec, ("add", "sub"))
     assert abs(sum(mix.values()) - 1.0) < 1e-9
     assert mix["add"] == mix["sub"] > mix["copy"] > 0
+
+
+def test_a_conflicting_mixture_trains_the_conflicting_convention_and_replays_the_real_one():
+    spec = SIZES["default"]
+    focus = tuple(c + SUFFIX for c in spec.conflicting["sort_reverse_copy"])
+    mix = expert_mixture(spec, focus)
+    assert abs(sum(mix.values()) - 1.0) < 1e-9
+    assert mix["sort:conflict"] == mix["copy:conflict"] == spec.focus / 3
+    assert mix["sort"] == mix["add"] == (1 - spec.focus) / len(spec.categories)
+    assert "add:conflict" not in mix
+
+
+def test_the_conflicting_answer_always_differs_and_keeps_the_prompt():
+    assert conflicting_answer("46") == "57" and conflicting_answer("9") == "0"
+    assert conflicting_answer("abj") == "bca"
+    assert conflicting_answer("even") == "odd" and conflicting_answer("odd") == "even"
+    ex = conflicting_examples([Example("sort 312=", "123", "sort")])[0]
+    assert (ex.prompt, ex.answer, ex.category) == ("sort 312=", "234", "sort:conflict")
