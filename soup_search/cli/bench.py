@@ -163,8 +163,8 @@ def demo(
     results = run_demo_bench(cfg, seeds, out, RichProgress(console))
     table = Table(title=f"bench demo: best soup − row on the held-out test split, 95% paired CI, p "
                         f"(claim: ≥ +{MIN_WIN} with CI > 0 vs best expert and uniform_all; not worse than grid)")
-    table.add_column("zoo seed", justify="right")
-    table.add_column("best soup", justify="right")
+    table.add_column("zoo", justify="right")
+    table.add_column("soup", justify="right")
     for title in ("vs best expert", "vs uniform_all", "vs uniform_experts", "vs grid best"):
         table.add_column(title)
     table.add_column("holds")
@@ -173,8 +173,9 @@ def demo(
         cells = []
         for key in ("best_expert", "uniform_all", "uniform_experts", "grid_best"):
             v = r.versus.get(key)
-            cells.append("—" if v is None else f"{v.vs.interval()} p={v.vs.p_value:.2g}")
-        table.add_row(str(r.zoo_seed), f"{r.soup_test_mean:.4f}", *cells, "yes" if r.holds() else "NO",
+            cells.append("—" if v is None else
+                         f"{v.vs.delta:+.3f} [{v.vs.ci_low:+.3f}, {v.vs.ci_high:+.3f}] p={v.vs.p_value:.2g}")
+        table.add_row(str(r.zoo_seed), f"{r.soup_test_mean:.3f}", *cells, "yes" if r.holds() else "NO",
                       f"{r.seconds:.0f} s")
     console.print(table)
     if json_out is not None:
