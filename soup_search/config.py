@@ -79,6 +79,9 @@ class SearchConfig(_Frozen):
     study_name: str | None = None
     #: also evaluate the paper's exhaustive grid, for comparison
     grid: bool = False
+    #: how sampled numbers become soup weights: stick breaking (k − 1 numbers, no scale
+    #: redundancy) or the old normalisation (k numbers), kept for comparison
+    weights: Literal["stick", "normalize"] = "stick"
 
 
 class ResourcesConfig(_Frozen):

@@ -110,7 +110,7 @@ def profile_and_analyze(cfg: RunConfig, session: Session, state: Path,
     analysis = analyze(frame, categories=cats.kept, candidates=list(session.candidates.names), method=a.method,
                        tau=a.tau, top_k=a.top_k, grouping=a.grouping)
     space = SearchSpace.from_analysis(analysis.experts, analysis.alternates, cfg.search.min_weight,
-                                      cfg.search.per_module)
+                                      cfg.search.per_module, weights=cfg.search.weights)
     return frame, analysis, space
 
 
