@@ -116,10 +116,13 @@ class RunResult:
 
 
 def trial_records(evaluations: Sequence[Mapping]) -> tuple[TrialRecord, ...]:
-    """The trial log's rows as records, numbered per stage in the order they finished."""
+    """The trial log's rows as records, numbered per stage in the order they finished; rows of
+    pruned trials are left out (their value is a running value over part of dev, not a dev score)."""
     counts: dict[str, int] = {}
     out = []
     for e in evaluations:
+        if (e.get("timings") or {}).get("pruned"):
+            continue
         n = counts.get(e["stage"], 0)
         counts[e["stage"]] = n + 1
         out.append(TrialRecord(number=n, stage=e["stage"], params=e["params"], weights=e["weights"],

@@ -81,3 +81,15 @@ def test_sampler_names_match_the_config():
 def test_unknown_sampler_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown sampler 'bohb'"):
         make_sampler("bohb")
+
+
+def test_a_logged_pruned_trial_is_added_as_pruned_and_counts_in_the_budget(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'o.sqlite'}")
+    logged = [{"params": params(0.5), "value": 0.6, "timings": {"pruned": False}},
+              {"params": params(0.1), "value": 0.2, "timings": {"pruned": True, "chunks_scored": 1}}]
+    done, todo = prepare_study(storage, "s", [params(0.5), params(0.1), params(1.0)], logged, SPACE.distributions())
+    assert done == 2 and todo == [params(1.0)]
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
+    assert trials[1].intermediate_values == {1: 0.2}
+    assert [t.value for t in completed_trials(storage, "s")] == [0.6]
