@@ -128,6 +128,21 @@ class _StudySearch(OptunaSearch):
         super().on_trial_complete(trial_id, None if pruned else result, error)
 
 
+class _StopAt(tune.Stopper):
+    """Ends the whole run once a complete trial reaches ``target`` (the search bench's goal)."""
+
+    def __init__(self, target: float):
+        self.target, self.reached = target, False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if result.get("complete") and result["dev_mean"] >= self.target - 1e-9:
+            self.reached = True
+        return False
+
+    def stop_all(self) -> bool:
+        return self.reached
+
+
 class _OnResult(tune.Callback):
     """Forwards each finished trial's result to a function (progress); dropped when Tune pickles its state."""
 
@@ -145,9 +160,11 @@ class _OnResult(tune.Callback):
 
 def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials: int, sampler: str,
               seed: int, points: Sequence[dict], concurrency: int, tune_dir: str | Path,
-              on_trial: Callable[[dict], None] | None = None, prune: bool = False) -> int:
+              on_trial: Callable[[dict], None] | None = None, prune: bool = False,
+              stop_at: float | None = None) -> int:
     """Run the study until it holds ``n_trials`` finished trials (complete or pruned); returns how
-    many ran now. With ``prune`` (and ``ctx.chunks`` > 1) clearly worse trials are stopped early."""
+    many ran now. With ``prune`` (and ``ctx.chunks`` > 1) clearly worse trials are stopped early;
+    with ``stop_at`` the run ends once a complete trial reaches that dev value."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
@@ -186,6 +203,7 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
         run_config=tune.RunConfig(
             name=f"{study_name}-{done}", storage_path=str(Path(tune_dir).resolve()), verbose=0,
             failure_config=tune.FailureConfig(max_failures=2), callbacks=callbacks,
+            stop=_StopAt(stop_at) if stop_at is not None else None,
         ),
     )
     tuner.fit()
