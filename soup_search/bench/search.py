@@ -4,8 +4,9 @@ grid's best dev score, per (experts, sampler, weight map, pruning), over seeds; 
 On a config's candidates (the demo's by default) it profiles and analyses once, then for each
 pool size k it keeps the **k groups whose experts score best on their own group** (the analysis
 at tau = 1, so that every informative category is a group; a group whose expert another kept
-group already has is passed over while others remain), evaluates the paper's exhaustive grid
-on that space, and runs each search method once per seed until a complete trial reaches the
+group already has is passed over while others remain). The space is the weights of those k
+experts — the grid's own space, without the choice among alternates that a run's space adds.
+It evaluates the paper's exhaustive grid on that space, and runs each search method once per seed until a complete trial reaches the
 grid's best (or the budget, the grid's size in trials, runs out).
 
 The unit of cost is dev examples scored. A trial costs the examples it scored (a pruned one,
@@ -144,9 +145,9 @@ def pick_groups(analysis: Analysis, k: int) -> list[str]:
 
 
 def pool_space(cfg: RunConfig, analysis: Analysis, k: int, weights: str) -> SearchSpace:
+    """The weights of the k groups' experts: the grid's own space (no choice among alternates)."""
     groups = pick_groups(analysis, k)
-    return SearchSpace.from_analysis({g: analysis.experts[g] for g in groups},
-                                     {g: analysis.alternates[g] for g in groups},
+    return SearchSpace.from_analysis({g: analysis.experts[g] for g in groups}, {},
                                      cfg.search.min_weight, cfg.search.per_module, weights=weights)
 
 
