@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from soup_search.cli import main
-from soup_search.config import load_config, parse_config
+from soup_search.config import SearchConfig, load_config, parse_config
 from soup_search.errors import ConfigError
 from soup_search.objectives.toy import ToyObjective
 
@@ -247,3 +247,18 @@ def test_held_out_categories_must_exist_and_leave_two_to_search(tmp_path):
     cfg = parse_config({"candidates": {"zoo": "tiny"}, "objective": {"name": "toy", "held_out_categories": ["add"]}},
                        root=tmp_path)
     assert cfg.objective.held_out_categories == ["add"]
+
+
+def test_pruning_and_weight_map_problems_reported_together(tmp_path):
+    base = {"candidates": {"zoo": "tiny"}, "objective": {"name": "toy"}}
+    with pytest.raises(ConfigError) as err:
+        parse_config({**base, "search": {"prune": True, "chunks": 1, "n_trials": 0}}, root=tmp_path)
+    assert len(err.value.problems) == 2
+    assert "'search.prune' needs 'search.chunks' >= 2" in str(err.value) and "'search.n_trials'" in str(err.value)
+    with pytest.raises(ConfigError, match="'search.chunks' must be >= 1"):
+        parse_config({**base, "search": {"prune": False, "chunks": 0}}, root=tmp_path)
+    with pytest.raises(ConfigError, match="search.weights"):
+        parse_config({**base, "search": {"weights": "softmax"}}, root=tmp_path)
+    cfg = parse_config({**base, "search": {"prune": False, "chunks": 1, "weights": "normalize"}}, root=tmp_path)
+    assert (cfg.search.prune, cfg.search.chunks, cfg.search.weights) == (False, 1, "normalize")
+    assert (SearchConfig().prune, SearchConfig().chunks, SearchConfig().weights) == (True, 4, "stick")

@@ -1,53 +1,113 @@
-"""``soup-search bench search``: how fast the search finds the grid's best, and its per-trial overhead.
+"""``soup-search bench search``: dev examples a search scores before it first reaches the paper
+grid's best dev score, per (experts, sampler, weight map, pruning), over seeds; and the per-trial overhead.
 
-On a config's candidates (the demo's by default) it profiles and analyses once, evaluates the
-paper's exhaustive grid, then runs TPE studies (several seeds) and counts how many
-evaluations each needs to reach the grid's best dev score. The per-trial overhead is
-trial wall time minus scoring time, over the trials that were really scored.
+On a config's candidates (the demo's by default) it profiles and analyses once, then for each
+pool size k it keeps the **k groups whose experts score best on their own group** (the analysis
+at tau = 1, so that every informative category is a group; a group whose expert another kept
+group already has is passed over while others remain). The space is the weights of those k
+experts — the grid's own space, without the choice among alternates that a run's space adds.
+It evaluates the paper's exhaustive grid on that space, and runs each search method once per seed until a complete trial reaches the
+grid's best (or the budget, the grid's size in trials, runs out).
+
+The unit of cost is dev examples scored. A trial costs the examples it scored (a pruned one,
+those of its chunks); a soup another study already scored costs what it cost there, as if the
+bench's shared score cache were not there, so the order of the studies changes nothing. The
+per-trial overhead is trial wall time minus scoring time, over the trials really scored.
 
 Scores go to a private cache in the bench folder, so earlier runs never make it look fast.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
-import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from soup_search.analysis.soce import Analysis
+from soup_search.config import RunConfig
 from soup_search.engine.session import open_session
+from soup_search.errors import ConfigError
 from soup_search.pipeline.candidate_set import load_config_candidates
 from soup_search.pipeline.progress import SILENT, Progress
 from soup_search.pipeline.run import profile_and_analyze
 from soup_search.search.baselines import baseline_points
 from soup_search.search.grid import simplex_grid
+from soup_search.search.space import SearchSpace
 from soup_search.search.trial import TrialContext
-from soup_search.search.tuner import completed_trials, open_storage, run_study
+from soup_search.search.tuner import run_study
+
+
+@dataclass
+class Pool:
+    """One restricted search space and its paper grid."""
+
+    experts: int
+    groups: list[str]
+    models: list[str]
+    grid_points: int
+    grid_best: float
+    examples_per_trial: int
+
+    @property
+    def grid_examples(self) -> int:
+        return self.grid_points * self.examples_per_trial
+
+
+def _median(values: Sequence[int | None]) -> float | None:
+    """The median, a seed that never reached the target counting as infinitely costly (None: never)."""
+    m = statistics.median([math.inf if v is None else v for v in values])
+    return None if math.isinf(m) else m
+
+
+@dataclass
+class MethodRow:
+    """One search method on one pool: per seed, the cost of first reaching the grid's best (None: never)."""
+
+    experts: int
+    sampler: str
+    weights: str
+    prune: bool
+    examples: list[int | None]
+    trials: list[int | None]
+    grid_examples: int
+
+    @property
+    def median_examples(self) -> float | None:
+        return _median(self.examples)
+
+    @property
+    def worst_examples(self) -> int | None:
+        return None if None in self.examples else max(self.examples)
+
+    def chunks_label(self, chunks: int) -> str:
+        return f"{chunks} chunks" if self.prune else "no"
+
+    @property
+    def median_trials(self) -> float | None:
+        return _median(self.trials)
+
+    @property
+    def worst_trials(self) -> int | None:
+        return None if None in self.trials else max(self.trials)
 
 
 @dataclass
 class SearchBench:
-    groups: list[str]
-    grid_points: int
-    grid_best: float
-    tpe_evals_to_grid_best: list[int | None]
-    tpe_budget: int
+    pools: list[Pool]
+    rows: list[MethodRow]
     seeds: list[int]
+    concurrency: int
+    chunks: int
     trials_scored: int
     trial_s_mean: float
     scoring_s_mean: float
     overhead_s_mean: float
     overhead_fraction: float
     merge_s_mean: float
-    tune_wall_per_trial_s: float
-    concurrency: int
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def median_evals(self) -> float | None:
-        got = [n for n in self.tpe_evals_to_grid_best if n is not None]
-        return statistics.median(got) if len(got) == len(self.tpe_evals_to_grid_best) else None
 
 
 def first_reach(values: list[float], target: float, tol: float = 1e-9) -> int | None:
@@ -58,49 +118,98 @@ def first_reach(values: list[float], target: float, tol: float = 1e-9) -> int | 
     return None
 
 
-def run_search_bench(cfg, progress: Progress = SILENT, seeds=(0, 1, 2), budget: int | None = None,
-                     keep: Path | None = None) -> SearchBench:
+def cost_to_reach(rows: Sequence[dict], target: float) -> tuple[int | None, int | None]:
+    """(dev examples, trials) a study's log rows, in the order they finished, spent up to and
+    including the first complete trial reaching ``target``; (None, None) if none did."""
+    spent = 0
+    for i, row in enumerate(rows, 1):
+        spent += sum(row["counts"].values())
+        if not row["timings"].get("pruned") and row["value"] >= target - 1e-9:
+            return spent, i
+    return None, None
 
+
+def pick_groups(analysis: Analysis, k: int) -> list[str]:
+    """The k groups whose experts score best on their own group, distinct experts first."""
+    ranked = sorted(analysis.experts, key=lambda g: (-analysis.expert_scores[g], g))
+    picked, models = [], set()
+    for g in ranked:
+        if analysis.experts[g] not in models:
+            picked.append(g)
+            models.add(analysis.experts[g])
+    picked += [g for g in ranked if g not in picked]
+    if len(picked) < k:
+        raise ConfigError("bench search", [f"--experts {k}: the analysis has only {len(picked)} groups; "
+                                           "ask for fewer experts"])
+    return picked[:k]
+
+
+def pool_space(cfg: RunConfig, analysis: Analysis, k: int, weights: str) -> SearchSpace:
+    """The weights of the k groups' experts: the grid's own space (no choice among alternates)."""
+    groups = pick_groups(analysis, k)
+    return SearchSpace.from_analysis({g: analysis.experts[g] for g in groups}, {},
+                                     cfg.search.min_weight, cfg.search.per_module, weights=weights)
+
+
+def run_search_bench(cfg: RunConfig, progress: Progress = SILENT, seeds: Sequence[int] = (0, 1, 2),
+                     experts: Sequence[int] = (3,), samplers: Sequence[str] = ("tpe",),
+                     prunes: Sequence[bool] = (True, False), weights: Sequence[str] = ("stick",),
+                     budget: int | None = None, keep: Path | None = None) -> SearchBench:
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="soup-bench-search-"))
     work.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{(work / 'optuna.sqlite').resolve()}"
+    # every informative category is a group; the pools are cut from these groups
+    cfg = cfg.model_copy(update={"analysis": cfg.analysis.model_copy(update={"tau": 1.0})})
     candidates = load_config_candidates(cfg, progress=progress is not SILENT)
-    conc = cfg.resources.scorers
+    conc, chunks = cfg.resources.scorers, cfg.search.chunks
+    pools, rows = [], []
     with open_session(cfg, candidates, work, score_cache=work / "scores.sqlite") as session:
-        _, analysis, space = profile_and_analyze(cfg, session, work, progress)
-        grid = [space.params_for(list(w)) for w in simplex_grid(len(space.groups))]
-        with progress.task("paper grid", len(grid)) as advance:
-            run_study(TrialContext.of(session, space, "grid"), storage_url=url, study_name="grid",
-                      n_trials=len(grid), sampler="grid", seed=0, points=grid, concurrency=conc,
-                      tune_dir=work / "tune", on_trial=advance)
-        storage = open_storage(url)
-        grid_best = max(t.value for t in completed_trials(storage, "grid"))
-        budget = budget or len(grid)
-        reached, tune_walls = [], []
-        for seed in seeds:
-            name = f"tpe-{seed}"
-            t0 = time.perf_counter()
-            with progress.task(f"tpe seed {seed}", budget) as advance:
-                run_study(TrialContext.of(session, space, name), storage_url=url, study_name=name, n_trials=budget,
-                          sampler="tpe", seed=seed, points=baseline_points(space), concurrency=conc,
-                          tune_dir=work / "tune", on_trial=advance)
-            tune_walls.append((time.perf_counter() - t0) / budget)
-            values = [t.value for t in sorted(completed_trials(storage, name), key=lambda t: t.number)]
-            reached.append(first_reach(values, grid_best))
-        rows = [r for r in session.evaluations() if r["stage"] != "profile" and not r["cached"]]
-    trial_s = [r["timings"]["trial_s"] for r in rows]
-    scoring_s = [r["timings"]["scoring_s"] for r in rows]
-    merge_s = [r["timings"].get("merge_s", 0.0) for r in rows]
+        _, analysis, _ = profile_and_analyze(cfg, session, work, progress)
+
+        def study(space, stage, n, sampler, seed, points, prune, stop_at=None):
+            ctx = TrialContext.of(session, space, stage, chunks=chunks if prune else 1)
+            with progress.task(stage, n) as advance:
+                run_study(ctx, storage_url=url, study_name=stage, n_trials=n, sampler=sampler, seed=seed,
+                          points=points, concurrency=conc, tune_dir=work / "tune", on_trial=advance,
+                          prune=prune, stop_at=stop_at)
+            return session.evaluations(stage)
+
+        for k in experts:
+            space = pool_space(cfg, analysis, k, "stick")
+            grid = [space.params_for(list(w)) for w in simplex_grid(k)]
+            logged = study(space, f"grid-{k}", len(grid), "grid", 0, grid, prune=False)
+            pool = Pool(experts=k, groups=list(space.groups), models=[analysis.experts[g] for g in space.groups],
+                        grid_points=len(grid), grid_best=max(r["value"] for r in logged),
+                        examples_per_trial=sum(logged[0]["counts"].values()))
+            pools.append(pool)
+            for sampler in samplers:
+                for wmap in weights:
+                    space = pool_space(cfg, analysis, k, wmap)
+                    for prune in prunes:
+                        costs = [cost_to_reach(study(space, f"{sampler}-{wmap}-{'prune' if prune else 'full'}-k{k}-s{seed}",
+                                                     budget or len(grid), sampler, seed, baseline_points(space),
+                                                     prune, stop_at=pool.grid_best), pool.grid_best)
+                                 for seed in seeds]
+                        rows.append(MethodRow(k, sampler, wmap, prune, [c[0] for c in costs], [c[1] for c in costs],
+                                              pool.grid_examples))
+        scored = [r for r in session.evaluations() if r["stage"] != "profile" and not r["cached"]]
+    trial_s = [r["timings"]["trial_s"] for r in scored]
+    scoring_s = [r["timings"]["scoring_s"] for r in scored]
     overhead = [t - s for t, s in zip(trial_s, scoring_s)]
     mean = statistics.fmean
     return SearchBench(
-        groups=list(space.groups), grid_points=len(grid), grid_best=grid_best,
-        tpe_evals_to_grid_best=reached, tpe_budget=budget, seeds=list(seeds), trials_scored=len(rows),
+        pools=pools, rows=rows, seeds=list(seeds), concurrency=conc, chunks=chunks, trials_scored=len(scored),
         trial_s_mean=mean(trial_s), scoring_s_mean=mean(scoring_s), overhead_s_mean=mean(overhead),
-        overhead_fraction=sum(overhead) / sum(trial_s), merge_s_mean=mean(merge_s),
-        tune_wall_per_trial_s=mean(tune_walls), concurrency=conc,
+        overhead_fraction=sum(overhead) / sum(trial_s),
+        merge_s_mean=mean(r["timings"].get("merge_s", 0.0) for r in scored),
     )
 
 
 def to_json(bench: SearchBench) -> dict:
-    return {**asdict(bench), "median_evals": bench.median_evals}
+    out = asdict(bench)
+    for row, data in zip(bench.rows, out["rows"]):
+        data.update(median_examples=row.median_examples, worst_examples=row.worst_examples,
+                    median_trials=row.median_trials, worst_trials=row.worst_trials)
+    for pool, data in zip(bench.pools, out["pools"]):
+        data["grid_examples"] = pool.grid_examples
+    return out

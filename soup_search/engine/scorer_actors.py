@@ -8,7 +8,8 @@ Trials share the actors through a free-list queue.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import ray
@@ -44,14 +45,22 @@ class ScorerActors:
         self.close()
 
 
+@contextlib.contextmanager
+def borrowed_scorer(free) -> Iterator:
+    """A scorer actor taken from the free list for a while (a trial scoring chunk by chunk),
+    given back however the block ends (a pruned trial's thread exits inside it)."""
+    actor = free.get(block=True)
+    try:
+        yield actor
+    finally:
+        free.put(actor)
+
+
 def score_with_free_scorer(free, parts: Sequence, spec: ObjectiveSpec, split: str,
                            held_out: bool = False) -> ScoreResult:
     """Take a scorer from the free list, score on it, and give it back (used by trials).
 
     ``parts`` (ObjectRefs of the shard results) go as top-level arguments, so Ray resolves
     them in the scorer's process, zero-copy from the object store."""
-    actor = free.get(block=True)
-    try:
+    with borrowed_scorer(free) as actor:
         return ray.get(actor.score_parts.remote(spec, split, held_out, *parts))
-    finally:
-        free.put(actor)

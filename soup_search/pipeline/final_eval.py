@@ -38,11 +38,13 @@ class TrialRecord:
     weights: Mapping[str, Mapping[str, float]]
     dev_mean: float
     dev_per_category: Mapping[str, float]
+    #: stopped by the pruner: ``dev_mean`` is then the running value over the dev chunks it scored
+    pruned: bool = False
 
     def to_json(self) -> dict:
         return {"number": self.number, "stage": self.stage, "params": dict(self.params),
                 "weights": {m: dict(w) for m, w in self.weights.items()}, "dev_mean": self.dev_mean,
-                "dev_per_category": dict(self.dev_per_category)}
+                "dev_per_category": dict(self.dev_per_category), "pruned": self.pruned}
 
 
 @dataclass(frozen=True)
@@ -123,12 +125,15 @@ def trial_records(evaluations: Sequence[Mapping]) -> tuple[TrialRecord, ...]:
         n = counts.get(e["stage"], 0)
         counts[e["stage"]] = n + 1
         out.append(TrialRecord(number=n, stage=e["stage"], params=e["params"], weights=e["weights"],
-                               dev_mean=float(e["value"]), dev_per_category=e["per_category"]))
+                               dev_mean=float(e["value"]), dev_per_category=e["per_category"],
+                               pruned=bool((e.get("timings") or {}).get("pruned"))))
     return tuple(out)
 
 
 def best_trial(trials: Sequence[TrialRecord]) -> TrialRecord:
-    """The highest dev value; ties go to the earliest trial."""
+    """The highest dev value; ties go to the earliest trial. Pruned trials never count: their value
+    is a running value over part of dev, not a dev score."""
+    trials = [t for t in trials if not t.pruned]
     if not trials:
         raise SoupSearchError("the search completed no trial; check the scorer logs and raise search.n_trials")
     return max(trials, key=lambda t: (t.dev_mean, -t.number))

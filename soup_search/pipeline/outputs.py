@@ -36,7 +36,7 @@ def delta_cell(row, transfer: bool = False) -> str:
 
 def trials_frame(result: RunResult) -> pd.DataFrame:
     """One row per trial: stage, dev objective, soup weights, params and per-category dev scores."""
-    return pd.DataFrame([{"number": t.number, "stage": t.stage, "dev_mean": t.dev_mean,
+    return pd.DataFrame([{"number": t.number, "stage": t.stage, "dev_mean": t.dev_mean, "pruned": t.pruned,
                           **{f"w[{m}]": w for m, w in t.weights.get("all", {}).items()},
                           **{f"p[{k}]": v for k, v in t.params.items()},
                           **{f"dev[{c}]": v for c, v in t.dev_per_category.items()}}
@@ -102,7 +102,7 @@ def write_outputs(result: RunResult, out: Path) -> None:
         fh.write(report_markdown(result))
     with atomic_file(out / "scores.csv") as fh:
         result.scores.to_csv(fh, float_format="%.6g")
-    trials = [t.to_json() for t in result.trials]
+    trials = [t.to_json() for t in result.trials if not t.pruned]  # plots show dev scores, not running values
     rows = [r.to_json() for r in result.comparison]
     with atomic_dir(out / "plots") as tmp:
         plot_history(trials, tmp / "optimization_history.png")

@@ -110,7 +110,7 @@ def profile_and_analyze(cfg: RunConfig, session: Session, state: Path,
     analysis = analyze(frame, categories=cats.kept, candidates=list(session.candidates.names), method=a.method,
                        tau=a.tau, top_k=a.top_k, grouping=a.grouping)
     space = SearchSpace.from_analysis(analysis.experts, analysis.alternates, cfg.search.min_weight,
-                                      cfg.search.per_module)
+                                      cfg.search.per_module, weights=cfg.search.weights)
     return frame, analysis, space
 
 
@@ -121,10 +121,11 @@ def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, pr
     main_points = baseline_points(space, grid if s.sampler == "grid" else ())
     n_main = len(main_points) if s.sampler == "grid" else s.n_trials
     mark_state(cfg, state)
+    prune = s.prune and s.sampler != "grid"  # the paper's grid scores every point in full
     with progress.task(f"search ({s.sampler})", n_main) as advance:
-        run_study(TrialContext.of(session, space, "search"), storage_url=url, study_name=study, n_trials=n_main,
-                  sampler=s.sampler, seed=s.seed, points=main_points, concurrency=concurrency,
-                  tune_dir=state / "tune", on_trial=advance)
+        run_study(TrialContext.of(session, space, "search", chunks=s.chunks if prune else 1), storage_url=url,
+                  study_name=study, n_trials=n_main, sampler=s.sampler, seed=s.seed, points=main_points,
+                  concurrency=concurrency, tune_dir=state / "tune", on_trial=advance, prune=prune)
     if s.grid and s.sampler != "grid":
         grid_points = [space.params_for(list(w)) for w in grid]
         with progress.task("paper grid", len(grid_points)) as advance:

@@ -82,8 +82,13 @@ def evaluate(model, tokenizer, objective, split: str, categories: Iterable[str] 
 
     The test split needs ``held_out=True`` (the objective enforces it).
     """
-    start = time.perf_counter()
     examples = objective.examples(split, categories, held_out=held_out)
+    return evaluate_examples(model, tokenizer, objective, examples, batch_size=batch_size)
+
+
+def evaluate_examples(model, tokenizer, objective, examples: Sequence, batch_size: int = 256) -> ScoreResult:
+    """Greedy answers on ``examples`` (of one of the objective's splits), scored per category and per example."""
+    start = time.perf_counter()
     preds = generate_answers(model, tokenizer, [ex.prompt for ex in examples],
                              objective.max_new_tokens, batch_size=batch_size)
     return ScoreResult.of_answers(objective, examples, preds, time.perf_counter() - start)

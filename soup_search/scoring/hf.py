@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from soup_search.errors import CandidateError
-from soup_search.scoring.generation import evaluate
+from soup_search.scoring.generation import evaluate, evaluate_examples
 from soup_search.scoring.protocol import ScoreResult
 
 
@@ -47,3 +47,6 @@ class HFScorer:
     def score(self, objective, split: str, held_out: bool = False) -> ScoreResult:
         return evaluate(self.model, self.tokenizer, objective, split, held_out=held_out,
                         batch_size=self.batch_size)
+
+    def score_examples(self, objective, examples: Sequence) -> ScoreResult:
+        return evaluate_examples(self.model, self.tokenizer, objective, examples, batch_size=self.batch_size)

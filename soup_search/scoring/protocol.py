@@ -4,7 +4,7 @@ A scorer builds its model once, then for every candidate:
 
 1. ``load_weights(stream)`` copies ``(name, tensor)`` pairs into the model in place;
 2. ``score(objective, split)`` runs batched greedy generation on that split and returns
-   per-category accuracy and counts.
+   per-category accuracy and counts (``score_examples`` does the same for a chunk of it).
 
 The test split is only scored with ``held_out=True`` (the objective enforces it).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -104,3 +104,6 @@ class Scorer(Protocol):
 
     def score(self, objective, split: str, held_out: bool = False) -> ScoreResult:
         """Greedy-generate answers for the split's prompts and score them per category."""
+
+    def score_examples(self, objective, examples: Sequence) -> ScoreResult:
+        """The same for some examples of a split (a chunk, see :mod:`soup_search.scoring.chunks`)."""

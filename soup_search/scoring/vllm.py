@@ -11,7 +11,7 @@ reset after every swap so no stale KV entries survive.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -55,7 +55,9 @@ class VLLMScorer:
         return len(batch)
 
     def score(self, objective, split: str, held_out: bool = False) -> ScoreResult:
-        examples = objective.examples(split, held_out=held_out)
+        return self.score_examples(objective, objective.examples(split, held_out=held_out))
+
+    def score_examples(self, objective, examples: Sequence) -> ScoreResult:
         params = self._sampling_params(temperature=0.0, max_tokens=objective.max_new_tokens)
         start = time.perf_counter()
         outputs = self.llm.generate([ex.prompt for ex in examples], params, use_tqdm=False)

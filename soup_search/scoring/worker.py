@@ -14,6 +14,7 @@ import torch
 
 from soup_search.errors import SoupSearchError
 from soup_search.io.dtypes import array_to_torch
+from soup_search.scoring.chunks import chunk_examples
 from soup_search.scoring.hf import HFScorer
 from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult, Scorer
 from soup_search.scoring.vllm import VLLMScorer
@@ -61,6 +62,16 @@ class ScorerWorker:
         self.scorer.load_weights(shard_tensors(parts))
         self.calls += 1
         return self.scorer.score(self.objective(spec), split, held_out=held_out)
+
+    def load_parts(self, *parts: Mapping[str, np.ndarray]) -> int:
+        """Load the weights of ``parts`` (one dict per shard), to score them chunk by chunk."""
+        self.calls += 1
+        return self.scorer.load_weights(shard_tensors(parts))
+
+    def score_chunk(self, spec: ObjectiveSpec, split: str, chunk: int, chunks: int) -> ScoreResult:
+        """Score the loaded weights on chunk ``chunk`` of ``chunks`` of a search split (never held out)."""
+        objective = self.objective(spec)
+        return self.scorer.score_examples(objective, chunk_examples(objective.examples(split), chunk, chunks))
 
     def stats(self) -> dict:
         return {"calls": self.calls}

@@ -1,4 +1,4 @@
-"""Optuna samplers by name: tpe (default), cmaes, gp, random, grid.
+"""Optuna samplers by name: gp (the config default), tpe, cmaes, random, grid.
 
 ``grid`` is the paper's exhaustive grid: its points are enqueued one by one and the
 sampler itself is only a fallback (random) that is never reached within the budget.

@@ -1,13 +1,22 @@
 """The search space, built from the SoCE analysis.
 
 For every group (a weak category, or a cluster of categories) the search chooses an
-expert among that group's top-k alternates, and a weight. Weights live on the simplex
-(they sum to 1) with a floor ``min_weight``: each group draws ``u_g`` in [0, 1] and
+expert among that group's top-k alternates, and the k group weights live on the simplex
+(they sum to 1) with a floor ``min_weight``:
 
-    w_g = min_weight + (1 - k * min_weight) * u_g / sum(u)
+    w = min_weight + (1 - k * min_weight) * s,    s on the simplex
 
-With ``per_module`` the attention and MLP tensors get separate weights (``attn`` / ``mlp``);
-other tensors (embeddings, norms, lm_head) take their mean.
+``search.weights`` picks how a sampler's numbers in [0, 1] become ``s``:
+
+- ``stick`` (default): k − 1 numbers ``stick.<group>`` (one per group but the last), stick
+  breaking (:mod:`soup_search.search.simplex`): every point of the simplex has one set of
+  numbers, and uniform numbers give uniform weights.
+- ``normalize``: k numbers ``w.<group>``, ``s = u / sum(u)``; scale-redundant (``u`` and
+  ``2u`` are the same soup), kept so that the bench can measure one against the other.
+
+With ``per_module`` the attention and MLP tensors get separate weights (``stick_attn.*`` /
+``stick_mlp.*``, or ``w_attn.*`` / ``w_mlp.*``); other tensors (embeddings, norms, lm_head)
+take their mean.
 """
 
 from __future__ import annotations
@@ -18,13 +27,22 @@ from dataclasses import dataclass
 import optuna
 
 from soup_search.errors import ConfigError
+from soup_search.search.simplex import from_simplex, to_simplex
 
 MODULES = ("attn", "mlp")
 MODULE_FILTERS = {"attn": "self_attn", "mlp": "mlp"}
+#: how a sampler's numbers become simplex weights (``search.weights``), the default first
+WEIGHT_MAPS = ("stick", "normalize")
+_PREFIX = {"stick": "stick", "normalize": "w"}
 
 
 def _slug(group: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in group)
+
+
+def _normalized(raw: Sequence[float]) -> list[float]:
+    total = sum(raw)
+    return [r / total for r in raw] if total > 0 else [1.0 / len(raw)] * len(raw)
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,7 @@ class SearchSpace:
     alternates: Mapping[str, tuple[str, ...]]
     min_weight: float = 0.0
     per_module: bool = False
+    weights: str = "stick"
 
     def __post_init__(self):
         problems = []
@@ -46,12 +65,15 @@ class SearchSpace:
         for g in self.groups:
             if not self.alternates.get(g):
                 problems.append(f"group {g!r} has no candidate expert")
+        if self.weights not in WEIGHT_MAPS:
+            problems.append(f"search.weights {self.weights!r} is unknown; use one of {', '.join(WEIGHT_MAPS)}")
         if problems:
             raise ConfigError("search space", problems)
 
     @classmethod
     def from_analysis(cls, experts: Mapping[str, str], alternates: Mapping[str, Sequence[str]],
-                      min_weight: float = 0.0, per_module: bool = False, top_k: int | None = None):
+                      min_weight: float = 0.0, per_module: bool = False, top_k: int | None = None,
+                      weights: str = "stick"):
         groups = tuple(experts)
         alts = {}
         for g in groups:
@@ -60,32 +82,41 @@ class SearchSpace:
                 options.remove(experts[g])
             options = [experts[g], *options]  # the expert first
             alts[g] = tuple(options[:top_k] if top_k else options)
-        return cls(groups, alts, min_weight, per_module)
+        return cls(groups, alts, min_weight, per_module, weights)
 
     # ---- parameter names -------------------------------------------------------------
     def expert_param(self, g: str) -> str:
         return f"expert.{_slug(g)}"
 
-    def weight_params(self, g: str) -> list[str]:
-        if self.per_module:
-            return [f"w_{m}.{_slug(g)}" for m in MODULES]
-        return [f"w.{_slug(g)}"]
+    @property
+    def _modules(self) -> tuple[str, ...]:
+        return MODULES if self.per_module else ("all",)
+
+    def _weight_groups(self) -> tuple[str, ...]:
+        """The groups that own a weight number: all of them, or all but the last (stick)."""
+        return self.groups[:-1] if self.weights == "stick" else self.groups
+
+    def weight_params(self, module: str = "all") -> list[str]:
+        """The names of one module's weight numbers, in group order."""
+        prefix = _PREFIX[self.weights] + ("" if module == "all" else f"_{module}")
+        return [f"{prefix}.{_slug(g)}" for g in self._weight_groups()]
 
     # ---- Optuna ------------------------------------------------------------------------
     def suggest(self, trial) -> None:
         """Define-by-run space for Optuna (also used through Ray Tune's OptunaSearch)."""
-        for g in self.groups:
-            if len(self.alternates[g]) > 1:
-                trial.suggest_categorical(self.expert_param(g), list(self.alternates[g]))
-            for name in self.weight_params(g):
-                trial.suggest_float(name, 0.0, 1.0)
+        for name, dist in self.distributions().items():
+            if isinstance(dist, optuna.distributions.CategoricalDistribution):
+                trial.suggest_categorical(name, list(dist.choices))
+            else:
+                trial.suggest_float(name, dist.low, dist.high)
 
     def distributions(self) -> dict:
         out = {}
         for g in self.groups:
             if len(self.alternates[g]) > 1:
                 out[self.expert_param(g)] = optuna.distributions.CategoricalDistribution(list(self.alternates[g]))
-            for name in self.weight_params(g):
+        for module in self._modules:
+            for name in self.weight_params(module):
                 out[name] = optuna.distributions.FloatDistribution(0.0, 1.0)
         return out
 
@@ -93,21 +124,24 @@ class SearchSpace:
     def experts_of(self, params: Mapping) -> dict[str, str]:
         return {g: params.get(self.expert_param(g), self.alternates[g][0]) for g in self.groups}
 
-    def _simplex(self, raw: Sequence[float]) -> list[float]:
-        k = len(raw)
-        total = sum(raw)
-        shares = [r / total for r in raw] if total > 0 else [1.0 / k] * k
-        return [self.min_weight + (1 - k * self.min_weight) * s for s in shares]
+    def _shares(self, numbers: Sequence[float]) -> list[float]:
+        if self.weights == "stick":
+            return to_simplex(numbers)
+        return _normalized(numbers)
+
+    def _numbers(self, shares: Sequence[float]) -> list[float]:
+        """The inverse of :meth:`_shares` (for ``normalize`` the one with the largest number 1)."""
+        if self.weights == "stick":
+            return from_simplex(shares)
+        top = max(shares)
+        return [s / top for s in shares]
 
     def group_weights(self, params: Mapping) -> dict[str, dict[str, float]]:
         """module ("all", or "attn"/"mlp") -> group -> weight on the simplex."""
-        if not self.per_module:
-            w = self._simplex([float(params[self.weight_params(g)[0]]) for g in self.groups])
-            return {"all": dict(zip(self.groups, w))}
-        out = {}
-        for i, m in enumerate(MODULES):
-            w = self._simplex([float(params[self.weight_params(g)[i]]) for g in self.groups])
-            out[m] = dict(zip(self.groups, w))
+        k, out = len(self.groups), {}
+        for module in self._modules:
+            shares = self._shares([float(params[name]) for name in self.weight_params(module)])
+            out[module] = {g: self.min_weight + (1 - k * self.min_weight) * s for g, s in zip(self.groups, shares)}
         return out
 
     def soup(self, params: Mapping) -> dict[str, dict[str, float]]:
@@ -122,19 +156,20 @@ class SearchSpace:
         return out
 
     def params_for(self, weights: Sequence[float], experts: Mapping[str, str] | None = None) -> dict:
-        """The params that give these group weights (the inverse map, for enqueued points)."""
-        if len(weights) != len(self.groups):
-            raise ValueError("one weight per group")
+        """The params that give these group weights (the inverse map, for enqueued points).
+
+        Weights below the floor are raised to it; the weights are then read as shares of what
+        is above the floor, so each expert alone and the uniform soup map exactly."""
         k = len(self.groups)
+        if len(weights) != k:
+            raise ValueError("one weight per group")
         scale = 1 - k * self.min_weight
-        raw = [max(w - self.min_weight, 0.0) / scale if scale > 0 else 1.0 for w in weights]
-        top = max(raw)
-        raw = [r / top for r in raw] if top > 0 else [1.0] * k  # the map is scale-free: keep u in [0, 1]
+        shares = _normalized([max(w - self.min_weight, 0.0) / scale for w in weights])
         params: dict = {}
-        for g, r in zip(self.groups, raw):
-            choice = (experts or {}).get(g, self.alternates[g][0])
+        for g in self.groups:
             if len(self.alternates[g]) > 1:
-                params[self.expert_param(g)] = choice
-            for name in self.weight_params(g):
-                params[name] = r
+                params[self.expert_param(g)] = (experts or {}).get(g, self.alternates[g][0])
+        numbers = self._numbers(shares)
+        for module in self._modules:
+            params.update(zip(self.weight_params(module), numbers))
         return params

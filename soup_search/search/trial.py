@@ -1,12 +1,16 @@
 """One evaluation, as a recipe: params → merge recipe → shard group merges → a free scorer scores → report.
 
-``evaluate_recipe`` is shared by category scores, the search trials and the final held-out
-evaluation; it never scores the same weights on the same objective split twice (the score cache).
+A search trial scores the dev split in chunks and reports after each (see :func:`soup_trial`).
+
+``evaluate_recipe`` is shared by category scores and the final held-out evaluation (never
+chunked, never pruned); it and the trials never score the same weights on the same objective
+split twice (the score cache).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import socket
@@ -18,12 +22,14 @@ from dataclasses import dataclass
 import ray
 from ray import tune
 
-from soup_search.engine.scorer_actors import score_with_free_scorer
+from soup_search.engine.scorer_actors import borrowed_scorer, score_with_free_scorer
 from soup_search.engine.session import Session
 from soup_search.engine.shard_group import ShardGroup
 from soup_search.merge import MergeRecipe
 from soup_search.objectives.base import weighted_mean
+from soup_search.scoring.chunks import join_chunks, running_result
 from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult
+from soup_search.search.pruning import optimistic_score
 from soup_search.search.space import MODULE_FILTERS, SearchSpace
 
 
@@ -38,11 +44,15 @@ class TrialContext:
     free_scorers: object  # a ray.util.queue.Queue of scorer actors
     store: object  # RunStore actor handle
     stage: str = "search"
+    #: the dev split is scored in this many stratified chunks, each reported to Tune (1: whole)
+    chunks: int = 1
 
     @classmethod
-    def of(cls, session: Session, space: SearchSpace | None = None, stage: str = "search") -> TrialContext:
+    def of(cls, session: Session, space: SearchSpace | None = None, stage: str = "search",
+           chunks: int = 1) -> TrialContext:
         return cls(space=space, spec=session.spec, candidate_fps=dict(session.candidate_fps),
-                   shards=session.shards, free_scorers=session.scorers.free, store=session.store, stage=stage)
+                   shards=session.shards, free_scorers=session.scorers.free, store=session.store, stage=stage,
+                   chunks=chunks)
 
 
 def objective_value(spec: ObjectiveSpec, per_category: Mapping[str, float]) -> float:
@@ -118,17 +128,67 @@ def _block_if_asked(ctx: TrialContext) -> None:
 
 
 def soup_trial(config: dict, ctx: TrialContext) -> None:
-    """The Ray Tune trainable: params → recipe → merge → score on dev → log → report."""
+    """The Ray Tune trainable: params → recipe → merge once → score dev chunk by chunk → log → report.
+
+    Each chunk's running objective goes to Tune, whose scheduler may stop the trial there (pruned);
+    only a trial that scored every chunk is stored in the score cache, as the full dev result.
+    """
     _block_if_asked(ctx)
     t0 = time.perf_counter()
     params = dict(config)
     soup = ctx.space.soup(params)
     recipe = soup_recipe(soup)
-    result, timings, cached = evaluate_recipe(recipe, ctx, "dev")
+    keys = (weights_fingerprint(recipe, ctx.candidate_fps), ctx.spec.fingerprint(), "dev")
+    log = functools.partial(_log_trial, ctx, t0, params, recipe, soup)
+    hit = ray.get(ctx.store.lookup.remote(*keys))
+    if hit is not None:
+        value = objective_value(ctx.spec, hit.per_category)
+        timings = log(hit, value, {"scoring_s": 0.0, "examples_scored": 0, "chunks_scored": 0}, cached=True)
+        tune.report(_report(value, value, timings, complete=True, cached=True))
+        return
+    refs = ctx.shards.merge(recipe)
+    ray.wait(refs, num_returns=len(refs))
+    merge_s = time.perf_counter() - t0
+    parts: list[ScoreResult] = []
+    with borrowed_scorer(ctx.free_scorers) as scorer:
+        ray.get(scorer.load_parts.remote(*refs))
+        for chunk in range(ctx.chunks):
+            parts.append(ray.get(scorer.score_chunk.remote(ctx.spec, "dev", chunk, ctx.chunks)))
+            if len(parts) == ctx.chunks:
+                break  # the last chunk: the scorer goes back before the report
+            so_far = running_result(parts)
+            value = objective_value(ctx.spec, so_far.per_category)
+            upper = optimistic_score(so_far.per_category, so_far.counts, len(parts) / ctx.chunks,
+                                     ctx.spec.category_weights)
+            progress = _progress(merge_s, so_far, len(parts))
+            try:
+                tune.report(_report(value, upper, {**progress, "trial_s": time.perf_counter() - t0}, complete=False))
+            except SystemExit:  # Tune's scheduler stopped the trial (pruned): its thread exits here
+                log(so_far, value, {**progress, "pruned": True})
+                raise
+    result = join_chunks(parts)
     value = objective_value(ctx.spec, result.per_category)
-    timings["trial_s"] = time.perf_counter() - t0
-    timings["pid"] = os.getpid()
-    timings["started"] = time.time() - timings["trial_s"]
+    ray.get(ctx.store.remember.remote(*keys, result))
+    timings = log(result, value, _progress(merge_s, result, len(parts)))
+    tune.report(_report(value, value, timings, complete=True))
+
+
+def _progress(merge_s: float, result: ScoreResult, chunks: int) -> dict:
+    return {"merge_s": merge_s, "scoring_s": result.seconds, "examples_scored": result.n, "chunks_scored": chunks}
+
+
+def _log_trial(ctx: TrialContext, t0: float, params: dict, recipe: MergeRecipe, soup: dict,
+               result: ScoreResult, value: float, timings: dict, cached: bool = False) -> dict:
+    """One row of the trial log (pruned rows too: they hold what was scored); returns its timings."""
+    trial_s = time.perf_counter() - t0
+    timings = {"pruned": False, **timings, "trial_s": trial_s, "pid": os.getpid(), "started": time.time() - trial_s}
     ray.get(ctx.store.record.remote(ctx.stage, params, recipe.model_dump(mode="json"), soup, "dev",
                                     result, value, timings, cached))
-    tune.report({"dev_mean": value, "cached": cached, **{f"t_{k}": v for k, v in timings.items()}})
+    return timings
+
+
+def _report(value: float, upper: float, timings: dict, complete: bool, cached: bool = False) -> dict:
+    """What a trial tells Tune after a chunk: the running objective (``dev_mean``, the study's metric),
+    its optimistic full value (``dev_upper``, for the pruner) and whether it is the full dev score."""
+    return {"dev_mean": value, "dev_upper": upper, "complete": complete, "cached": cached,
+            **{f"t_{k}": v for k, v in timings.items()}}

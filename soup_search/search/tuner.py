@@ -4,6 +4,19 @@ Resuming is a property of the storage: the same study name on the same storage p
 up where it stopped. Trials left RUNNING by a killed driver are marked FAILED (their
 scores, if any, are in the score cache, so re-proposing them costs nothing), baselines
 already evaluated are not enqueued again, and only the remaining budget is run.
+
+Pruning (``search.prune``): trials report the running dev objective after every chunk, and
+:class:`ChunkPruner`, a Tune scheduler, stops one that is clearly worse
+(:mod:`soup_search.search.pruning`). Optuna records a stopped trial as PRUNED, with the
+running values it reported as intermediate values; it counts in the budget.
+
+Why neither ASHA nor an Optuna pruner: ASHA stops every trial below a rung's top
+1/reduction_factor, whatever the gap and however few examples a rung has seen (and the first
+trial at a rung sets the bar), so it stops good soups on noise; and OptunaSearch runs its study
+with a NopPruner and Tune asks the scheduler before the searcher sees a result, so an Optuna
+pruner would need this same scheduler around it. The rule here needs only each trial's own
+results and the best complete value, which a scheduler sees in order, and works with
+OptunaSearch and reused actors as they are.
 """
 
 from __future__ import annotations
@@ -17,15 +30,21 @@ import optuna
 import ray
 from optuna.trial import TrialState
 from ray import tune
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from soup_search.engine.cluster import TRIAL_CPUS
+from soup_search.search.pruning import clearly_worse
 from soup_search.search.samplers import make_sampler
 from soup_search.search.trial import TrialContext, soup_trial
 
 
 def open_storage(url: str):
     return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {})
+
+
+#: trials that count in the budget: scored in full, or stopped by the pruner
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -52,18 +71,26 @@ def prepare_study(storage, study_name: str, points: Sequence[dict], logged: Sequ
         study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize")
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    told = [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    told = [t.params for t in study.get_trials(deepcopy=False, states=FINISHED)]
     for row in logged:
         match = next((i for i, p in enumerate(told) if _same(p, row["params"])), None)
         if match is not None:
             told.pop(match)
         elif distributions is not None:
-            study.add_trial(optuna.trial.create_trial(
-                params=dict(row["params"]), value=float(row["value"]),
-                distributions={k: distributions[k] for k in row["params"]}))
-    done = [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+            study.add_trial(_logged_trial(row, distributions))
+    done = [t.params for t in study.get_trials(deepcopy=False, states=FINISHED)]
     todo = [p for p in points if not any(_same(p, d) for d in done)]
     return len(done), todo
+
+
+def _logged_trial(row: Mapping, distributions: Mapping) -> optuna.trial.FrozenTrial:
+    """A trial log row as an Optuna trial: complete, or pruned at its last chunk."""
+    dists = {k: distributions[k] for k in row["params"]}
+    if (row.get("timings") or {}).get("pruned"):
+        step = int(row["timings"].get("chunks_scored", 1))
+        return optuna.trial.create_trial(params=dict(row["params"]), distributions=dists, state=TrialState.PRUNED,
+                                         intermediate_values={step: float(row["value"])})
+    return optuna.trial.create_trial(params=dict(row["params"]), value=float(row["value"]), distributions=dists)
 
 
 def completed_trials(storage, study_name: str) -> list:
@@ -74,15 +101,58 @@ def completed_trials(storage, study_name: str) -> list:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
+class ChunkPruner(FIFOScheduler):
+    """Stops a trial after a chunk when it is clearly worse than the best complete trial
+    (:func:`~soup_search.search.pruning.clearly_worse`); complete trials are never stopped."""
+
+    def __init__(self, best_complete: float | None = None):
+        super().__init__()
+        self.best_complete = best_complete
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if result.get("complete"):
+            value = result["dev_mean"]
+            self.best_complete = value if self.best_complete is None else max(self.best_complete, value)
+            return TrialScheduler.CONTINUE
+        if clearly_worse(result["dev_upper"], self.best_complete):
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+
+class _StudySearch(OptunaSearch):
+    """OptunaSearch that tells Optuna a trial the scheduler stopped before its last chunk as PRUNED
+    (its last result is a running value, not the trial's value)."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pruned = result is not None and not result.get("complete", True)
+        super().on_trial_complete(trial_id, None if pruned else result, error)
+
+
+class _StopAt(tune.Stopper):
+    """Ends the whole run once a complete trial reaches ``target`` (the search bench's goal)."""
+
+    def __init__(self, target: float):
+        self.target, self.reached = target, False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if result.get("complete") and result["dev_mean"] >= self.target - 1e-9:
+            self.reached = True
+        return False
+
+    def stop_all(self) -> bool:
+        return self.reached
+
+
 class _OnResult(tune.Callback):
-    """Forwards each trial result to a function (progress); dropped when Tune pickles its state."""
+    """Forwards each finished trial's result to a function (progress); dropped when Tune pickles its state."""
 
     def __init__(self, fn):
         self.fn = fn
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def on_trial_complete(self, iteration, trials, trial, **info):
         if self.fn is not None:
-            self.fn(result)
+            result = trial.last_result or {}
+            self.fn(result if result.get("complete", True) else {"pruned": True})
 
     def __getstate__(self):
         return {"fn": None}
@@ -90,8 +160,11 @@ class _OnResult(tune.Callback):
 
 def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials: int, sampler: str,
               seed: int, points: Sequence[dict], concurrency: int, tune_dir: str | Path,
-              on_trial: Callable[[dict], None] | None = None) -> int:
-    """Run the study until it holds ``n_trials`` completed trials; returns how many ran now."""
+              on_trial: Callable[[dict], None] | None = None, prune: bool = False,
+              stop_at: float | None = None) -> int:
+    """Run the study until it holds ``n_trials`` finished trials (complete or pruned); returns how
+    many ran now. With ``prune`` (and ``ctx.chunks`` > 1) clearly worse trials are stopped early;
+    with ``stop_at`` the run ends once a complete trial reaches that dev value."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
@@ -111,21 +184,26 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
     if remaining <= 0:
         return 0
 
-    searcher = OptunaSearch(
+    searcher = _StudySearch(
         space=ctx.space.suggest, metric="dev_mean", mode="max", sampler=make_sampler(sampler, seed),
         study_name=study_name, storage=storage, points_to_evaluate=todo[:remaining] or None, seed=seed,
     )
 
     callbacks = [_OnResult(on_trial)] if on_trial is not None else []
+    scheduler = None
+    if prune and ctx.chunks > 1:
+        complete = completed_trials(storage, study_name)
+        scheduler = ChunkPruner(max((t.value for t in complete), default=None))
 
     trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), {"cpu": TRIAL_CPUS})
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=scheduler,
                                     max_concurrent_trials=live, reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"{study_name}-{done}", storage_path=str(Path(tune_dir).resolve()), verbose=0,
             failure_config=tune.FailureConfig(max_failures=2), callbacks=callbacks,
+            stop=_StopAt(stop_at) if stop_at is not None else None,
         ),
     )
     tuner.fit()

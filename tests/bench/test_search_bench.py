@@ -1,4 +1,4 @@
-"""``soup-search bench search`` runs the grid and TPE on a candidate set and prints its figures."""
+"""``soup-search bench search``: the cost of reaching the grid's best, per method, and its CLI."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from soup_search.bench.search import first_reach
+from soup_search.bench.search import MethodRow, cost_to_reach, first_reach
 from tests.helpers import cli, write_config
 
 
@@ -15,16 +15,46 @@ def test_first_reach():
     assert first_reach([0.1, 0.2], 0.5) is None
 
 
+def row(value, n, pruned=False):
+    return {"value": value, "counts": {"a": n // 2, "b": n - n // 2}, "timings": {"pruned": pruned}}
+
+
+def test_cost_counts_every_example_scored_until_a_complete_trial_reaches_the_target():
+    rows = [row(0.4, 100), row(0.9, 25, pruned=True), row(0.7, 100), row(0.8, 100)]
+    assert cost_to_reach(rows, 0.7) == (225, 3)  # a pruned trial's running value never counts as reaching
+    assert cost_to_reach(rows, 0.95) == (None, None)
+
+
+def test_median_and_worst_count_a_seed_that_never_reached_as_infinite():
+    r = MethodRow(3, "tpe", "stick", True, [100, None, 300], [1, None, 3], grid_examples=1000)
+    assert r.median_examples == 300 and r.worst_examples is None
+    assert MethodRow(3, "tpe", "stick", True, [100, None], [1, None], 1000).median_examples is None
+    assert MethodRow(3, "tpe", "stick", True, [100, 200, 300], [1, 2, 3], 1000).worst_trials == 3
+
+
 @pytest.mark.slow
 def test_bench_search_prints_and_writes_figures(tiny_zoo, ray_session, tmp_path, capsys):
-    cfg = write_config(tmp_path, "bench", seed=109, tau=0.999)
+    cfg = write_config(tmp_path, "bench", seed=109)
     out = tmp_path / "bench.json"
-    cli("bench", "search", "--config", str(cfg), "--categories", "reverse,count", "--seeds", "1",
+    cli("bench", "search", "--config", str(cfg), "--experts", "2", "--samplers", "tpe,random", "--seeds", "1",
         "--budget", "4", "--json", str(out))
     printed = capsys.readouterr().out
-    assert "TPE evaluations to reach it" in printed and "per-trial overhead" in printed
+    assert "to first reach the grid's best" in printed and "per-trial overhead" in printed
     figures = json.loads(out.read_text())
-    assert figures["grid_points"] == 9 and len(figures["groups"]) == 2
-    assert figures["tpe_budget"] == 4 and len(figures["tpe_evals_to_grid_best"]) == 1
-    assert figures["trials_scored"] >= 1 and 0 <= figures["overhead_fraction"] < 1
+    pool = figures["pools"][0]
+    assert pool["grid_points"] == 9 and len(pool["groups"]) == 2 and pool["grid_examples"] == 9 * pool["examples_per_trial"]
+    assert [(r["sampler"], r["prune"]) for r in figures["rows"]] == [("tpe", True), ("tpe", False),
+                                                                     ("random", True), ("random", False)]
+    assert all(len(r["examples"]) == 1 for r in figures["rows"])
+    assert figures["trials_scored"] >= 9 and 0 <= figures["overhead_fraction"] < 1
     assert figures["scoring_s_mean"] > 0 and figures["trial_s_mean"] >= figures["scoring_s_mean"]
+
+
+def test_bench_search_reports_every_bad_option_at_once(capsys):
+    with pytest.raises(SystemExit) as exc:
+        from soup_search.cli import main
+
+        main(["bench", "search", "--experts", "1", "--samplers", "sa", "--weights", "softmax", "--seeds", "0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--experts" in err and "--samplers" in err and "--weights" in err and "--seeds" in err

@@ -62,6 +62,13 @@ def test_best_trial_ties_go_to_the_earliest():
     assert best_trial(trials).number == 1
 
 
+def test_a_pruned_trial_is_listed_but_never_the_best():
+    recs = trial_records([{"stage": "search", "params": {}, "weights": {}, "value": v, "per_category": {},
+                           "timings": {"pruned": pruned}} for v, pruned in ((0.4, False), (0.9, True))])
+    assert [r.pruned for r in recs] == [False, True] and recs[1].to_json()["pruned"] is True
+    assert best_trial(recs).dev_mean == 0.4
+
+
 def test_comparison_specs_list_the_baselines_after_the_soup():
     space = SearchSpace.from_analysis({"add": "a", "sort": "b"}, {"add": ["a"], "sort": ["b"]})
     best = TrialRecord(0, "search", space.params_for([0.3, 0.7]), {}, 0.6, {})

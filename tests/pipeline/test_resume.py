@@ -30,7 +30,8 @@ def count(db: Path, query: str) -> int:
 
 
 def completed(state: Path) -> int:
-    return count(state / "optuna.sqlite", "SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'")
+    """Trials that count in the budget: scored in full, or stopped by the pruner."""
+    return count(state / "optuna.sqlite", "SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')")
 
 
 def logged(state: Path) -> int:
