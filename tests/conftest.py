@@ -37,8 +37,10 @@ def ray_session():
     """A real local Ray cluster with 2 CPUs for the whole test session."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    from soup_search.engine.cluster import TRIAL_SLOT
+
+    if not ray.is_initialized():  # as start_ray starts it: trial slots for 2 scorers + 1 waiting
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, resources={TRIAL_SLOT: 3},
                  runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     yield ray
     ray.shutdown()

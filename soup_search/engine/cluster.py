@@ -15,7 +15,14 @@ import ray
 from soup_search.config import TRIAL_CPUS, RunConfig, address_problem
 from soup_search.errors import ConfigError
 
-__all__ = ["TRIAL_CPUS", "check_capacity", "check_reachable", "cpus_needed", "start_ray"]
+__all__ = ["TRIAL_CPUS", "TRIAL_SLOT", "check_capacity", "check_reachable", "cpus_needed", "start_ray"]
+
+#: a custom resource of the local instance: one unit per trial that may hold a Tune actor at
+#: once. Trials ask for 0.01 CPU, so without it every trial Tune stages gets its placement group
+#: at once and starts a worker process, only for Tune to kill it when a finished trial's actor
+#: is reused (a new process importing torch per trial, and Ray's "N PYTHON worker processes"
+#: warnings). With the slots a staged trial waits for a running one to hand its actor over.
+TRIAL_SLOT = "soup_search_trial"
 
 
 def cpus_needed(cfg: RunConfig) -> float:
@@ -30,8 +37,10 @@ def check_reachable(address: str) -> None:
         raise ConfigError("resources", [problem])
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True):
-    """``ray.init`` once: join ``address`` or start a private local instance with ``num_cpus``.
+def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True,
+              trial_slots: int | None = None):
+    """``ray.init`` once: join ``address`` or start a private local instance with ``num_cpus``
+    (and ``trial_slots`` units of :data:`TRIAL_SLOT`; a joined cluster has none).
 
     A local start that times out (a loaded machine) is tried once more, then refused in one line.
     """
@@ -48,7 +57,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bo
         return ray
     for attempt in (1, 2):
         try:
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(),
+                     resources={TRIAL_SLOT: trial_slots} if trial_slots else None, **kwargs)
             return ray
         except Exception as exc:  # Ray raises plain Exception for a node that timed out starting
             if "timed out" not in str(exc).lower():

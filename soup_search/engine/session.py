@@ -38,7 +38,7 @@ class Session:
         self.spec = objective_spec(cfg)
         self.candidate_fps = candidates.fingerprints()
         need = cpus_needed(cfg)
-        start_ray(res.address, res.num_cpus or max(os.cpu_count() or 1, math.ceil(need)))
+        start_ray(res.address, res.num_cpus or max(os.cpu_count() or 1, math.ceil(need)), trial_slots=res.scorers + 1)
         check_capacity(need, res.address is not None)
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         self.store = ray.remote(RunStore).options(num_cpus=0, scheduling_strategy=here).remote(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from soup_search.engine.cluster import TRIAL_CPUS
+from soup_search.engine.cluster import TRIAL_CPUS, TRIAL_SLOT
 from soup_search.search.pruning import clearly_worse
 from soup_search.search.samplers import make_sampler
 from soup_search.search.trial import TrialContext, soup_trial
@@ -172,6 +173,11 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
     # actor only while another trial is pending — without it every trial starts a new worker.
     # (Tune's auto limit would also allow just one pending trial for a wrapped searcher.)
     live = concurrency + 1
+    resources = {"cpu": TRIAL_CPUS}
+    slots = int(ray.cluster_resources().get(TRIAL_SLOT, 0))
+    if slots:  # a local instance: staged trials wait for a slot instead of starting workers
+        resources[TRIAL_SLOT] = 1
+        live = min(live, slots)
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(live)
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -195,7 +201,7 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
         complete = completed_trials(storage, study_name)
         scheduler = ChunkPruner(max((t.value for t in complete), default=None))
 
-    trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), {"cpu": TRIAL_CPUS})
+    trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), resources)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=scheduler,
@@ -206,5 +212,9 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
             stop=_StopAt(stop_at) if stop_at is not None else None,
         ),
     )
-    tuner.fit()
+    with warnings.catch_warnings():
+        # Tune warns when the define-by-run space takes over a second: it is the sampler's own
+        # work (GP/TPE fitting), not computation misplaced outside the trainable
+        warnings.filterwarnings("ignore", message="Define-by-run function", category=UserWarning)
+        tuner.fit()
     return remaining

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from soup_search.engine.run_store import read_evaluations
+from soup_search.pipeline.run import STATE
 from tests.helpers import cli, write_config
 
 pytestmark = pytest.mark.slow
@@ -108,7 +110,15 @@ def test_run_end_to_end(tiny_zoo, ray_session, tmp_path, capsys):
     assert splits.get("test", 0) >= 1
 
 
+def trial_actors_created() -> int:
+    """Tune trial actors this Ray instance ever created (dead ones included): from the GCS."""
+    from ray._private import state
+
+    return sum("ImplicitFunc" in a.get("ActorClassName", "") for a in state.actors().values())
+
+
 def test_grid_sampler_is_the_paper_grid(tiny_zoo, ray_session, tmp_path, capsys):
+    before = trial_actors_created()
     cfg = write_config(tmp_path, "grid", seed=103, sampler="grid", categories=["reverse", "count"],
                        tau=0.999)
     out = tmp_path / "grid"
@@ -121,4 +131,10 @@ def test_grid_sampler_is_the_paper_grid(tiny_zoo, ray_session, tmp_path, capsys)
     # the grid's 9 points (0.1 … 0.9 for the first expert, the rest to the second), each expert alone; none twice
     assert sorted(firsts) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     assert "grid_best" in [r["kind"] for r in results["comparison"]]
+    # Tune hands a finished trial's actor to the next trial: 11 trials ran in at most
+    # 3 processes (2 scorers + 1 waiting), not one new worker process per trial
+    pids = {row["timings"]["pid"] for row in read_evaluations(out / STATE / "run.sqlite", "search")}
+    assert 1 <= len(pids) <= 3
+    # and Tune started about one actor per slot, not one per trial (11 without trial slots)
+    assert trial_actors_created() - before <= 5
     capsys.readouterr()
