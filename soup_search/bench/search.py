@@ -62,6 +62,11 @@ def _median(values: Sequence[int | None]) -> float | None:
     return None if math.isinf(m) else m
 
 
+def _worst(values: Sequence[int | None]) -> int | None:
+    """The largest cost, None if any seed never reached the target."""
+    return None if None in values else max(values)
+
+
 @dataclass
 class MethodRow:
     """One search method on one pool: per seed, the cost of first reaching the grid's best (None: never)."""
@@ -80,7 +85,7 @@ class MethodRow:
 
     @property
     def worst_examples(self) -> int | None:
-        return None if None in self.examples else max(self.examples)
+        return _worst(self.examples)
 
     def chunks_label(self, chunks: int) -> str:
         return f"{chunks} chunks" if self.prune else "no"
@@ -91,7 +96,7 @@ class MethodRow:
 
     @property
     def worst_trials(self) -> int | None:
-        return None if None in self.trials else max(self.trials)
+        return _worst(self.trials)
 
 
 @dataclass
