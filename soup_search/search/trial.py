@@ -91,20 +91,24 @@ def weights_fingerprint(recipe: MergeRecipe, candidate_fps: Mapping[str, str]) -
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def cache_keys(recipe: MergeRecipe, ctx: TrialContext, split: str) -> tuple[str, str, str]:
+    """The score cache's key of ``recipe``'s merged weights scored on ``split`` of the objective."""
+    return weights_fingerprint(recipe, ctx.candidate_fps), ctx.spec.fingerprint(), split
+
+
 def evaluate_recipe(recipe: MergeRecipe, ctx: TrialContext, split: str = "dev",
                     held_out: bool = False) -> tuple[ScoreResult, dict, bool]:
     """Score the merged weights of ``recipe`` (cached when seen before); returns (result, timings, cached)."""
     t0 = time.perf_counter()
-    wfp = weights_fingerprint(recipe, ctx.candidate_fps)
-    ofp = ctx.spec.fingerprint()
-    hit = ray.get(ctx.store.lookup.remote(wfp, ofp, split))
+    keys = cache_keys(recipe, ctx, split)
+    hit = ray.get(ctx.store.lookup.remote(*keys))
     if hit is not None:
         return hit, {"wall_s": time.perf_counter() - t0, "scoring_s": 0.0}, True
     refs = ctx.shards.merge(recipe)
     ray.wait(refs, num_returns=len(refs))
     t_merged = time.perf_counter()
     result = score_with_free_scorer(ctx.free_scorers, refs, ctx.spec, split, held_out=held_out)
-    ray.get(ctx.store.remember.remote(wfp, ofp, split, result))
+    ray.get(ctx.store.remember.remote(*keys, result))
     wall = time.perf_counter() - t0
     return result, {"wall_s": wall, "merge_s": t_merged - t0, "scoring_s": result.seconds}, False
 
@@ -138,7 +142,7 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     params = dict(config)
     soup = ctx.space.soup(params)
     recipe = soup_recipe(soup)
-    keys = (weights_fingerprint(recipe, ctx.candidate_fps), ctx.spec.fingerprint(), "dev")
+    keys = cache_keys(recipe, ctx, "dev")
     log = functools.partial(_log_trial, ctx, t0, params, recipe, soup)
     hit = ray.get(ctx.store.lookup.remote(*keys))
     if hit is not None:
