@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from soup_search.analysis.paired import PairedDelta
 from soup_search.bench.demo import DemoSeed, Versus, to_json, versus_rows, with_zoo_seed
 from soup_search.config import parse_config
@@ -48,3 +50,15 @@ def test_with_zoo_seed_changes_only_the_seed_and_the_name(tmp_path):
     other = with_zoo_seed(cfg, 2)
     assert other.candidates.zoo_seed == 2 and other.name == "demo-zoo2"
     assert other.candidates.zoo == "tiny" and other.search == cfg.search and cfg.candidates.zoo_seed == 0
+
+
+@pytest.mark.parametrize("seeds", ["a,b", "0,0", "-1", ""])
+def test_bad_zoo_seeds_are_one_line_and_exit_2_before_any_run(seeds, tmp_path, capsys):
+    from soup_search.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "demo", "--zoo-seeds", seeds, "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--zoo-seeds" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
