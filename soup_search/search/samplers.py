@@ -6,9 +6,8 @@ sampler itself is only a fallback (random) that is never reached within the budg
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import warnings
+from collections.abc import Callable
 
 import optuna
 

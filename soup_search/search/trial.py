@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -138,7 +139,7 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     only a trial that scored every chunk is stored in the score cache, as the full dev result.
     """
     _block_if_asked(ctx)
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     params = dict(config)
     soup = ctx.space.soup(params)
     recipe = soup_recipe(soup)
@@ -165,16 +166,29 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
             upper = optimistic_score(so_far.per_category, so_far.counts, len(parts) / ctx.chunks,
                                      ctx.spec.category_weights)
             progress = _progress(merge_s, so_far, len(parts))
-            try:
-                tune.report(_report(value, upper, {**progress, "trial_s": time.perf_counter() - t0}, complete=False))
-            except SystemExit:  # Tune's scheduler stopped the trial (pruned): its thread exits here
-                log(so_far, value, {**progress, "pruned": True})
-                raise
+            timings = {**progress, "trial_s": time.perf_counter() - t0, "pid": os.getpid(), "started": started}
+            # if Tune's scheduler stops the trial here (pruned), the driver logs it from this report
+            tune.report(_report(value, upper, timings, complete=False) | {"partial": _partial(so_far)})
     result = join_chunks(parts)
     value = objective_value(ctx.spec, result.per_category)
     ray.get(ctx.store.remember.remote(*keys, result))
     timings = log(result, value, _progress(merge_s, result, len(parts)))
     tune.report(_report(value, value, timings, complete=True))
+
+
+def _partial(result: ScoreResult) -> str:
+    return json.dumps({"per_category": result.per_category, "counts": result.counts, "seconds": result.seconds})
+
+
+def log_pruned(ctx: TrialContext, config: dict, last_report: dict) -> None:
+    """The trial log row of a trial that Tune's scheduler stopped, written by the driver from the
+    trial's last report: it never races the teardown of the trial's actor."""
+    params = dict(config)
+    soup = ctx.space.soup(params)
+    timings = {k[2:]: v for k, v in last_report.items() if k.startswith("t_")} | {"pruned": True}
+    ray.get(ctx.store.record.remote(ctx.stage, params, soup_recipe(soup).model_dump(mode="json"), soup, "dev",
+                                    ScoreResult(**json.loads(last_report["partial"])), last_report["dev_mean"],
+                                    timings, False))
 
 
 def _progress(merge_s: float, result: ScoreResult, chunks: int) -> dict:

@@ -37,7 +37,7 @@ from ray.tune.search.optuna import OptunaSearch
 from soup_search.engine.cluster import TRIAL_CPUS, TRIAL_SLOT
 from soup_search.search.pruning import clearly_worse
 from soup_search.search.samplers import make_sampler
-from soup_search.search.trial import TrialContext, soup_trial
+from soup_search.search.trial import TrialContext, log_pruned, soup_trial
 
 
 def open_storage(url: str):
@@ -159,6 +159,21 @@ class _OnResult(tune.Callback):
         return {"fn": None}
 
 
+class _LogPruned(tune.Callback):
+    """Writes the trial log row of each trial the scheduler stopped, from its last report."""
+
+    def __init__(self, ctx: TrialContext):
+        self.ctx = ctx
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        if self.ctx is not None and result.get("complete") is False and "partial" in result:
+            log_pruned(self.ctx, trial.config, result)
+
+    def __getstate__(self):
+        return {"ctx": None}
+
+
 def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials: int, sampler: str,
               seed: int, points: Sequence[dict], concurrency: int, tune_dir: str | Path,
               on_trial: Callable[[dict], None] | None = None, prune: bool = False,
@@ -195,7 +210,7 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
         study_name=study_name, storage=storage, points_to_evaluate=todo[:remaining] or None, seed=seed,
     )
 
-    callbacks = [_OnResult(on_trial)] if on_trial is not None else []
+    callbacks = [_LogPruned(ctx)] + ([_OnResult(on_trial)] if on_trial is not None else [])
     scheduler = None
     if prune and ctx.chunks > 1:
         complete = completed_trials(storage, study_name)
