@@ -9,9 +9,6 @@ first trial starts, so a run that fails before that never blocks the corrected o
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +19,6 @@ from soup_search.analysis.informative import informative_categories
 from soup_search.analysis.soce import Analysis, analyze
 from soup_search.config import RunConfig
 from soup_search.engine.session import Session, open_session
-from soup_search.errors import ConfigError
 from soup_search.merge import MergeRecipe
 from soup_search.pipeline.candidate_set import load_config_candidates
 from soup_search.pipeline.category_scores import leaderboard_frame, score_candidates, write_scores
@@ -31,14 +27,15 @@ from soup_search.pipeline.final_eval import (
 )
 from soup_search.pipeline.outputs import write_outputs
 from soup_search.pipeline.progress import SILENT, Progress
+from soup_search.pipeline.state import (
+    mark_state, prepare_state, storage_url, study_name,
+)
 from soup_search.search.baselines import baseline_points
 from soup_search.search.grid import simplex_grid
 from soup_search.search.space import SearchSpace
 from soup_search.search.trial import TrialContext
 from soup_search.search.tuner import run_study
 
-STATE = "state"
-MARKER = "config.json"
 
 
 @dataclass
@@ -55,45 +52,6 @@ class Stages:
 
     def total(self) -> dict[str, float]:
         return {**self.seconds, "total": round(sum(self.seconds.values()), 3)}
-
-
-def config_fingerprint(cfg: RunConfig) -> str:
-    data = cfg.model_dump(mode="json", exclude={"root", "resources"})
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def prepare_state(cfg: RunConfig, out: Path, resume: bool, fresh: bool) -> Path:
-    """The state folder: new, or the one of an earlier run of the same config (to continue)."""
-    state = out / STATE
-    marker = state / MARKER
-    if fresh and state.exists():
-        shutil.rmtree(state)
-    if marker.is_file():
-        stored = json.loads(marker.read_text())
-        if stored.get("fingerprint") != config_fingerprint(cfg):
-            raise ConfigError(str(out), [
-                "this run folder holds a study of a different config; pass --fresh to start over "
-                "or --out to use another folder"])
-    elif resume:
-        raise ConfigError(str(out), [f"nothing to resume: no earlier search in {out}; drop --resume"])
-    state.mkdir(parents=True, exist_ok=True)
-    return state
-
-
-def mark_state(cfg: RunConfig, state: Path) -> None:
-    """Bind the state folder to this config (done once the search is about to start)."""
-    marker = state / MARKER
-    if not marker.is_file():
-        marker.write_text(json.dumps({"fingerprint": config_fingerprint(cfg),
-                                      "config": cfg.model_dump(mode="json")}, indent=2))
-
-
-def storage_url(cfg: RunConfig, state: Path) -> str:
-    return cfg.search.storage or f"sqlite:///{(state / 'optuna.sqlite').resolve()}"
-
-
-def study_name(cfg: RunConfig) -> str:
-    return cfg.search.study_name or f"{cfg.name}-{config_fingerprint(cfg)}"
 
 
 def profile_and_analyze(cfg: RunConfig, session: Session, state: Path,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from soup_search.engine.run_store import read_evaluations
-from soup_search.pipeline.run import STATE
+from soup_search.pipeline.state import STATE
 from tests.helpers import cli, write_config
 
 pytestmark = pytest.mark.slow

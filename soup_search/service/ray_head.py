@@ -1,0 +1,129 @@
+"""The embedded Ray head: a local ``ray start --head`` with the job server, kept apart from the service.
+
+The head runs in its own session (``start_new_session``) so that it outlives the service: a
+service stopped by SIGTERM or killed leaves its searches running, and the next service started
+on the same data dir finds the head through ``ray/head.json`` and reconciles with it. It binds
+to loopback on free ports and uses Ray's token auth (``RAY_AUTH_MODE=token``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from soup_search.engine.cluster import TRIAL_SLOT
+from soup_search.errors import SoupSearchError
+
+#: seconds a new head has to answer before the service gives up
+START_TIMEOUT_S = 180.0
+#: Ray's token auth, for the head and every client of it
+RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+#: the trial slots the head offers (Tune reuses trial actors; see engine.cluster.TRIAL_SLOT)
+HEAD_TRIAL_SLOTS = 3
+PORT_FLAGS = ("port", "dashboard-port", "ray-client-server-port", "node-manager-port", "object-manager-port",
+              "metrics-export-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+              "runtime-env-agent-port")
+
+
+@dataclass(frozen=True)
+class Head:
+    address: str  # GCS host:port
+    dashboard: str  # the job server's URL
+    pid: int  # the `ray start --block` process (its process group is the head)
+
+
+def head_file(data_dir: Path) -> Path:
+    return data_dir / "ray" / "head.json"
+
+
+def use_ray_env() -> None:
+    """Token auth for this process's Ray clients (the job SDK reads ~/.ray/auth_token)."""
+    for key, value in RAY_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def answers(dashboard: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(f"{dashboard}/api/version", timeout=timeout).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray_command() -> list[str]:
+    exe = Path(sys.executable).with_name("ray")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
+
+
+def running_head(data_dir: Path) -> Head | None:
+    """The head a previous service on this data dir started, if it still answers."""
+    path = head_file(data_dir)
+    if not path.is_file():
+        return None
+    try:
+        head = Head(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None
+    return head if answers(head.dashboard) else None
+
+
+def start_head(data_dir: Path, num_cpus: int | None = None) -> Head:
+    """Reuse this data dir's head if it answers, else start one and wait until its job server answers."""
+    use_ray_env()
+    head = running_head(data_dir)
+    if head is not None:
+        return head
+    ports = {flag: _free_port() for flag in PORT_FLAGS}
+    log_path = head_file(data_dir).with_name("head.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = [*_ray_command(), "start", "--head", "--block", "--disable-usage-stats",
+            "--include-dashboard=true", "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1",
+            f"--num-cpus={num_cpus or os.cpu_count() or 1}", f"--resources={json.dumps({TRIAL_SLOT: HEAD_TRIAL_SLOTS})}",
+            *[f"--{flag}={port}" for flag, port in ports.items()]]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, **RAY_ENV})
+    head = Head(address=f"127.0.0.1:{ports['port']}", dashboard=f"http://127.0.0.1:{ports['dashboard-port']}", pid=proc.pid)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not answers(head.dashboard, timeout=1.0):
+        if proc.poll() is not None:
+            raise SoupSearchError(f"the embedded Ray head exited with code {proc.returncode}; see {log_path}")
+        if time.monotonic() > deadline:
+            stop_head(head)
+            raise SoupSearchError(f"the embedded Ray head did not answer within {START_TIMEOUT_S:.0f} s; see {log_path}")
+        time.sleep(0.5)
+    head_file(data_dir).write_text(json.dumps(asdict(head)))
+    return head
+
+
+def stop_head(head: Head, timeout: float = 60.0) -> None:
+    """Stop a head and everything it started (SIGTERM to its group, SIGKILL after ``timeout``)."""
+    try:
+        os.killpg(head.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(head.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(head.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
