@@ -59,8 +59,10 @@ class Jobs:
             raise ClusterUnavailable(f"the Ray job server at {self.address} does not answer ({exc})") from None
 
     def submit(self, job_id: str, argv: list[str], env: dict[str, str] | None = None) -> str:
-        return self._call(self.client.submit_job, entrypoint=shlex.join(argv), submission_id=job_id,
-                          runtime_env={"env_vars": env or {}})
+        """Submit ``argv`` as job ``job_id``; ``env`` goes to the entrypoint's process only (through
+        ``env``), not to the job's runtime env, which the run's own ``ray.init`` must not conflict with."""
+        prefix = ["env", *(f"{k}={v}" for k, v in (env or {}).items())] if env else []
+        return self._call(self.client.submit_job, entrypoint=shlex.join(prefix + argv), submission_id=job_id)
 
     def state(self, job_id: str) -> JobState | None:
         """The job's state, or None when the cluster does not know it (any more)."""

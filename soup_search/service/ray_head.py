@@ -8,12 +8,14 @@ to loopback on free ports and uses Ray's token auth (``RAY_AUTH_MODE=token``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +34,13 @@ HEAD_TRIAL_SLOTS = 3
 PORT_FLAGS = ("port", "dashboard-port", "ray-client-server-port", "node-manager-port", "object-manager-port",
               "metrics-export-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
               "runtime-env-agent-port")
+
+
+def temp_dir(data_dir: Path) -> Path:
+    """The head's own Ray temp dir, one per data dir. Not Ray's shared /tmp/ray: a job's driver
+    finds its cluster through the temp dir's "current cluster" file, which the latest Ray started
+    on the machine overwrites. Short, because Ray's Unix socket paths live below it."""
+    return Path(tempfile.gettempdir()) / f"soup-ray-{hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,7 @@ def start_head(data_dir: Path, num_cpus: int | None = None) -> Head:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = [*_ray_command(), "start", "--head", "--block", "--disable-usage-stats",
             "--include-dashboard=true", "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1",
+            f"--temp-dir={temp_dir(data_dir)}",
             f"--num-cpus={num_cpus or os.cpu_count() or 1}", f"--resources={json.dumps({TRIAL_SLOT: HEAD_TRIAL_SLOTS})}",
             *[f"--{flag}={port}" for flag, port in ports.items()]]
     with open(log_path, "ab") as log:
