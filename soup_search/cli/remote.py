@@ -19,6 +19,8 @@ Server = Annotated[str | None, typer.Option(
     "--server", help="the service's URL (default: $SOUP_SEARCH_SERVER, else http://127.0.0.1:8000)")]
 Token = Annotated[str | None, typer.Option(
     "--token", help="an API token (default: $SOUP_SEARCH_TOKEN)", show_default=False)]
+StateFilter = Annotated[str | None, typer.Option(
+    "--state", help="only searches in this state: queued, running, succeeded, failed or cancelled")]
 SearchId = Annotated[str, typer.Argument(metavar="ID", help="the search's id")]
 
 
@@ -82,7 +84,8 @@ def _details(search: dict):
 
 
 @remote_app.command("submit")
-def submit(config: Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="the search's YAML config (read here, sent as text)")],
+def submit(config: Annotated[Path, typer.Argument(
+               metavar="CONFIG.yaml", help="the search's YAML config (read here, sent as text)")],
            search_id: Annotated[str | None, typer.Option(
                "--id", help="your own id: submitting it twice creates one search")] = None,
            server: Server = None, token: Token = None) -> None:
@@ -95,9 +98,7 @@ def submit(config: Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="t
 
 
 @remote_app.command("list")
-def list_searches(state: Annotated[str | None, typer.Option(
-                      "--state", help="only searches in this state (queued, running, succeeded, failed, cancelled)")] = None,
-                  server: Server = None, token: Token = None) -> None:
+def list_searches(state: StateFilter = None, server: Server = None, token: Token = None) -> None:
     """List the searches, newest first."""
     from rich.markup import escape
     from rich.table import Table

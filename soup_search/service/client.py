@@ -87,7 +87,8 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
-            raise SoupSearchError(f"the service at {self.server} did not answer within {self.timeout:g} s; {fix}") from None
+            raise SoupSearchError(f"the service at {self.server} did not answer within {self.timeout:g} s; "
+                                  f"{fix}") from None
         except httpx.TransportError as exc:
             reason = _one_line(str(exc), 200) or type(exc).__name__
             raise SoupSearchError(f"cannot reach the service at {self.server} ({reason}); {fix}") from None
