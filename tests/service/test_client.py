@@ -163,3 +163,26 @@ def test_server_errors_are_one_line_with_exit_2(server, tmp_path):
 
     line = one_line_error(remote("submit", str(tmp_path / "missing.yaml"), server=url, token=token))
     assert "cannot read config" in line and "missing.yaml" in line
+
+
+@pytest.mark.slow
+def test_cancel_resume_and_follow_a_cancelled_search(server, tmp_path):
+    url, token = server
+    config = tmp_path / "tiny.yaml"
+    config.write_text(tiny_config_text(n_trials=4, name="client-cancel"))
+    search_id = remote("submit", str(config), "--id", "client-cancel", server=url, token=token).stdout.strip()
+    assert search_id == "client-cancel"
+
+    done = remote("cancel", search_id, server=url, token=token)
+    assert done.returncode == 0 and done.stdout.strip() == f"search {search_id} is cancelled", done.stderr
+    line = one_line_error(remote("cancel", search_id, server=url, token=token))
+    assert "409" in line and "only queued or running searches can be cancelled" in line
+
+    done = remote("resume", search_id, server=url, token=token)
+    assert done.returncode == 0 and done.stdout.strip() == f"search {search_id} is queued", done.stderr
+    assert remote("cancel", search_id, server=url, token=token).returncode == 0
+
+    followed = remote("status", search_id, "--follow", server=url, token=token)
+    assert followed.returncode == 1, followed.stdout + followed.stderr
+    assert f"search {search_id} cancelled: cancelled by request" in followed.stderr
+    assert "Traceback" not in followed.stderr
