@@ -89,12 +89,7 @@ def server(tmp_path_factory, tiny_zoo):
     svc = Service(tmp_path_factory.mktemp("client") / "service")
     token = make_token(svc.data_dir, "alice", "write")
     try:
-        with pytest.MonkeyPatch.context() as env:
-            # Server bug, worked around here: the service passes SOUP_SEARCH_CACHE_DIR (set by the
-            # cache_dir fixture) to every job, whose `soup-search run` sets it again in ray.init's
-            # runtime env; Ray refuses the duplicate key unless this is set in the job's driver.
-            env.setenv("RAY_OVERRIDE_JOB_RUNTIME_ENV", "1")
-            svc.start()
+        svc.start()
         yield svc.url, token
     finally:
         svc.stop()
