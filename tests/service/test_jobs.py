@@ -52,7 +52,8 @@ def running_with_trials(client, search_id: str, n: int):
 
 def test_queue_cancel_and_resume(service: Service):
     """--max-running 1: the second search waits for the first; cancelling the first lets it run;
-    the resumed first search waits its turn, then continues its study where it stopped."""
+    the resumed first search waits its turn (across a SIGTERM restart of the service, while the
+    second runs on in Ray), then continues its study where it stopped."""
     service.args = ("--max-running", "1")
     token = make_token(service.data_dir, "alice", "write")
     service.start()
@@ -67,16 +68,21 @@ def test_queue_cancel_and_resume(service: Service):
         resumed = api.post(f"/v1/searches/{a}/resume").json()
         assert resumed["state"] == "queued"
         trials_before = len(study_trials(resumed))
+    # SIGTERM stops the service cleanly; the running search goes on in Ray meanwhile
+    assert service.stop(signal.SIGTERM) == 0
+    service.start()
+    with service.client(token) as api:
         done_b = wait_state(api, b, DONE)
         done_a = wait_state(api, a, DONE)
         logs = api.get(f"/v1/searches/{a}/logs").text
     assert done_b["state"] == done_a["state"] == "succeeded", (done_a["reason"], done_b["reason"])
     assert done_a["progress"]["trials"] == 12 and done_b["progress"]["trials"] == 4
     assert done_a["ray_job_id"] == f"{a}-2" and logs.count("=====") == 4  # two jobs' logs kept
+    assert done_b["ray_job_id"] == b and done_b["attempts"] == 1  # its job outlived the SIGTERM
     assert 2 <= trials_before < 12  # the resumed job continued the same study
     assert_complete_study(done_a, 12)
     assert_complete_study(done_b, 4)
-    # the queue: b started only after a was cancelled, and a ran again only after b ended
+    # the queue: b started only after a was cancelled
     assert done_b["started_at"] >= cancelled["finished_at"]
 
 
