@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.service.conftest import Service, make_token, tiny_config_text, wait_for, wait_state
 
@@ -93,6 +94,12 @@ def test_a_killed_service_and_a_lost_ray_head(service: Service):
     token = make_token(service.data_dir, "alice", "write")
     service.start()
     with service.client(token) as api:
+        # a run that fails on bad input (exit 2: more scorers than the cluster has CPUs) is not retried
+        too_big = yaml.safe_load(tiny_config_text(4, name="too-big"))
+        too_big["resources"]["scorers"] = 8
+        assert api.post("/v1/searches?id=too-big", json=too_big).status_code == 201
+        failed = wait_state(api, "too-big", DONE)
+        assert failed["state"] == "failed" and failed["attempts"] == 1 and "CPUs" in failed["reason"]
         a = submit(api, 16, "crash")
         running_with_trials(api, a, 1)
     assert service.stop(signal.SIGKILL) == -signal.SIGKILL
