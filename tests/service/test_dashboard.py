@@ -22,7 +22,7 @@ from soup_search.service.app import Services, create_app
 from soup_search.service.db import Database
 from soup_search.service.deps import COOKIE
 from soup_search.service.jobs import Jobs
-from soup_search.service.models import SUCCEEDED, AuditEvent, Search, utcnow
+from soup_search.service.models import ACTIVE, SUCCEEDED, AuditEvent, Search, utcnow
 from soup_search.service.reconcile import Reconciler
 from soup_search.service.routers import dashboard, searches
 from soup_search.service.settings import Settings
@@ -38,6 +38,7 @@ RESULTS = {"comparison": [
      "delta": -0.0125, "ci_low": -0.05, "ci_high": 0.025, "p_value": 0.653},
 ]}
 PNG = b"\x89PNG\r\n\x1a\n fake"
+LOGIN_ERROR = "unknown or revoked token; create one with soup-search tokens create"
 
 
 # ---------------------------------------------------------------------- in-process (fast)
@@ -85,7 +86,7 @@ def test_a_bad_token_shows_the_form_again_with_one_line_and_401(app):
     assert r.status_code == 401
     assert "set-cookie" not in r.headers
     assert 'name="token"' in r.text
-    assert '<p class="error" id="login-error">unknown or revoked token; create one with soup-search tokens create</p>' in r.text
+    assert f'<p class="error" id="login-error">{LOGIN_ERROR}</p>' in r.text
     with app.db.session() as s:
         audit = s.scalars(select(AuditEvent).where(AuditEvent.path == "/login")).all()
     assert [(a.method, a.status, a.token_id) for a in audit] == [("POST", 401, None)]
@@ -196,7 +197,11 @@ def test_a_browser_logs_in_and_reads_a_finished_search(browser, service):
         created = api.post("/v1/searches", content=tiny_config_text(n_trials=4), headers={"content-type": "text/yaml"})
         assert created.status_code == 201, created.text
         search_id = created.json()["id"]
-        done = wait_state(api, search_id, ("succeeded", "failed", "cancelled"))
+        try:
+            done = wait_state(api, search_id, ("succeeded", "failed", "cancelled"))
+        finally:  # a running search's driver would outlive the service's Ray head (not in its process group)
+            if api.get(f"/v1/searches/{search_id}").json()["state"] in ACTIVE:
+                api.post(f"/v1/searches/{search_id}/cancel")
         assert done["state"] == "succeeded", done["reason"]
         results = api.get(f"/v1/searches/{search_id}/results").json()
     wait = WebDriverWait(browser, 30)
@@ -206,7 +211,7 @@ def test_a_browser_logs_in_and_reads_a_finished_search(browser, service):
     browser.find_element(By.ID, "token").send_keys("ss_wrong")
     browser.find_element(By.ID, "login").click()
     error = wait.until(ec.visibility_of_element_located((By.ID, "login-error")))
-    assert error.text == "unknown or revoked token; create one with soup-search tokens create"
+    assert error.text == LOGIN_ERROR
 
     browser.find_element(By.ID, "token").send_keys(reader)
     browser.find_element(By.ID, "login").click()
@@ -226,11 +231,12 @@ def test_a_browser_logs_in_and_reads_a_finished_search(browser, service):
     for cells, r in zip(shown, results["comparison"]):
         assert cells[2:4] == [f"{r['dev_mean']:.4f}", f"{r['test_mean']:.4f}"]
         if r.get("delta") is not None:
-            significant = r["ci_low"] > 0 or r["ci_high"] < 0
-            assert cells[4] == f"{r['delta']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" + (" *" if significant else "")
+            star = " *" if r["ci_low"] > 0 or r["ci_high"] < 0 else ""
+            assert cells[4] == f"{r['delta']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]{star}"
             assert cells[5] == f"{r['p_value']:.3g}"
     assert browser.find_element(By.ID, "optuna").text.startswith("optuna-dashboard sqlite:///")
-    plots = {img.get_attribute("id").removeprefix("plot-") for img in browser.find_elements(By.CSS_SELECTOR, ".plots img")}
+    plots = {img.get_attribute("id").removeprefix("plot-")
+             for img in browser.find_elements(By.CSS_SELECTOR, ".plots img")}
     assert {"comparison", "forest"} <= plots
     for name in sorted(plots):
         wait.until(plot_loaded(name), f"plot {name} did not load")
