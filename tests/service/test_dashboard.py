@@ -18,6 +18,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
+from soup_search.analysis.paired import PairedDelta
 from soup_search.service.app import Services, create_app
 from soup_search.service.db import Database
 from soup_search.service.deps import COOKIE
@@ -36,6 +37,8 @@ RESULTS = {"comparison": [
      "delta": 0.061875, "ci_low": 0.0125, "ci_high": 0.1125, "p_value": 0.0123},
     {"name": "uniform_all", "kind": "uniform_all", "dev_mean": 0.35, "test_mean": 0.38,
      "delta": -0.0125, "ci_low": -0.05, "ci_high": 0.025, "p_value": 0.653},
+    {"name": "expert_b", "kind": "expert", "dev_mean": 0.32, "test_mean": 0.33,  # a CI that touches 0
+     "delta": 0.04375, "ci_low": 0.0, "ci_high": 0.0875, "p_value": 0.0798},
 ]}
 PNG = b"\x89PNG\r\n\x1a\n fake"
 LOGIN_ERROR = "unknown or revoked token; create one with soup-search tokens create"
@@ -150,6 +153,13 @@ def test_the_search_page_shows_results_json_marks_significance_and_serves_files_
     assert app.get("/searches/s1/files/config.yaml").status_code == 404
     assert app.get("/searches/s1/plots/..%2Fresults.png").status_code == 404
     assert app.get("/searches/nope").status_code == 404
+
+
+@pytest.mark.parametrize("row", RESULTS["comparison"][1:], ids=lambda r: r["name"])
+def test_the_delta_cells_read_as_the_report_writes_them(row):
+    d = PairedDelta(delta=row["delta"], ci_low=row["ci_low"], ci_high=row["ci_high"], p_value=row["p_value"], n=320)
+    assert dashboard.delta_cells(row) == {"delta": d.interval(), "p_value": f"{d.p_value:.3g}",
+                                          "significant": d.significant}
 
 
 def test_the_dashboard_serves_every_artifact_the_api_serves():

@@ -18,7 +18,6 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from soup_search.analysis.paired import PairedDelta
 from soup_search.service.deps import COOKIE, Caller, caller, db_session, services
 from soup_search.service.errors import APIError
 from soup_search.service.models import ACTIVE, STATES, Search
@@ -75,15 +74,16 @@ def login_form(request: Request, back: str = Query("/", alias="next")):
 @router.post("/login")
 def login(request: Request, token: str = Form(""), back: str = Form("/", alias="next"), svc=Depends(services)):
     request.state.audit = "dashboard login"
+    token = token.strip()
     with svc.db.session() as s:
-        found = find_token(s, token.strip())
+        found = find_token(s, token)
         who = Caller(id=found.id, name=found.name, scope=found.scope) if found is not None else None
     if who is None:
         return page(request, "login.html", status=401, back=back,
                     error="unknown or revoked token; create one with soup-search tokens create")
     request.state.caller = who
     response = RedirectResponse(back if LOCAL_PATH.match(back) else "/", status_code=303)
-    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/",
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
                         secure=request.url.scheme == "https")
     return response
 
@@ -120,8 +120,7 @@ def search_page(request: Request, search_id: str, who: Caller | None = Depends(v
     except APIError as exc:
         return page(request, "error.html", status=exc.status, who=who, message=exc.message)
     out = searches.show(s, search)
-    plots_dir = Path(search.out_dir) / "plots"
-    plots = sorted(p.stem for p in plots_dir.glob("*.png")) if plots_dir.is_dir() else []
+    plots = [plot["name"] for plot in searches.plots(search_id=search_id, who=who, s=s)["plots"]]
     refresh = REFRESH_S if search.state in ACTIVE else None
     return page(request, "search.html", who=who, search=out, comparison=comparison(search.out_dir),
                 plots=plots, files=files_of(out, search), refresh=refresh)
@@ -140,17 +139,19 @@ def comparison(out_dir: str) -> list[dict]:
     path = Path(out_dir) / searches.ARTIFACTS["results"]
     if not path.is_file():
         return []
-    rows = []
-    for row in json.loads(path.read_text()).get("comparison", []):
-        d = None
-        if row.get("delta") is not None:
-            # n (examples) is not in the row; the interval and the significance do not use it
-            d = PairedDelta(delta=row["delta"], ci_low=row["ci_low"], ci_high=row["ci_high"],
-                            p_value=row["p_value"], n=0)
-        rows.append({"name": row["name"], "kind": row["kind"], "dev_mean": row.get("dev_mean"),
-                     "test_mean": row.get("test_mean"), "delta": d.interval() if d else "",
-                     "p_value": f"{d.p_value:.3g}" if d else "", "significant": bool(d and d.significant)})
-    return rows
+    return [{"name": row["name"], "kind": row["kind"], "dev_mean": row.get("dev_mean"),
+             "test_mean": row.get("test_mean"), **delta_cells(row)}
+            for row in json.loads(path.read_text()).get("comparison", [])]
+
+
+def delta_cells(row: dict) -> dict:
+    """Δ with its 95% CI, p and whether the CI excludes 0, written as the report writes them
+    (``PairedDelta.interval`` and ``.significant``; not imported: soup_search.analysis loads
+    scipy and matplotlib into the service, and a test holds the two to the same text)."""
+    if row.get("delta") is None:
+        return {"delta": "", "p_value": "", "significant": False}
+    return {"delta": f"{row['delta']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]",
+            "p_value": f"{row['p_value']:.3g}", "significant": row["ci_low"] > 0 or row["ci_high"] < 0}
 
 
 # ---------------------------------------------------------------------- files (cookie-authenticated)
