@@ -14,7 +14,7 @@ from soup_search.service import errors
 from soup_search.service.db import Database
 from soup_search.service.middleware import Audit, BodyLimit
 from soup_search.service.reconcile import Reconciler
-from soup_search.service.routers import health, searches
+from soup_search.service.routers import dashboard, health, searches
 from soup_search.service.settings import MAX_BODY_BYTES, Settings
 
 log = logging.getLogger("soup_search.service")
@@ -69,6 +69,7 @@ def create_app(svc: Services, loop: bool = True) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(searches.router)
+    app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(Audit, db=svc.db)  # outermost: a refused body is audited too
     return app
