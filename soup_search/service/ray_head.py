@@ -78,8 +78,21 @@ def _ray_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is still a Ray process (not a reused pid)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    return not cmdline.exists() or b"ray" in cmdline.read_bytes()
+
+
 def running_head(data_dir: Path) -> Head | None:
-    """The head a previous service on this data dir started, if it still answers."""
+    """The head a previous service on this data dir started, while its process lives.
+
+    A live head that is slow to answer (a loaded machine) is waited for, never replaced: a second
+    head would not know the first one's jobs, and their searches would run twice."""
     path = head_file(data_dir)
     if not path.is_file():
         return None
@@ -87,7 +100,17 @@ def running_head(data_dir: Path) -> Head | None:
         head = Head(**json.loads(path.read_text()))
     except (ValueError, TypeError):
         return None
-    return head if answers(head.dashboard) else None
+    if not _alive(head.pid):
+        return None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not answers(head.dashboard):
+        if not _alive(head.pid):
+            return None
+        if time.monotonic() > deadline:
+            raise SoupSearchError(f"the Ray head of {data_dir} (pid {head.pid}) runs but its job server "
+                                  f"{head.dashboard} does not answer; stop it (kill {head.pid}) or retry")
+        time.sleep(0.5)
+    return head
 
 
 def start_head(data_dir: Path, num_cpus: int | None = None) -> Head:
