@@ -151,9 +151,7 @@ def stop_head(head: Head, timeout: float = 60.0) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.killpg(head.pid, 0)
-        except ProcessLookupError:
+        if not _alive(head.pid):
             return
         time.sleep(0.2)
     try:
