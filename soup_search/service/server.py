@@ -7,6 +7,7 @@ searches running on it carry on, and the next ``serve`` on the same data dir tak
 from __future__ import annotations
 
 import logging
+import signal
 import time
 
 import uvicorn
@@ -46,7 +47,14 @@ def build(settings: Settings, echo=print) -> Services:
     return Services(settings=settings, db=db, reconciler=reconciler)
 
 
+def _exit_cleanly(signum, frame) -> None:
+    raise SystemExit(0)
+
+
 def serve(settings: Settings, echo=print) -> None:
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it
+    # found: this one, so a clean stop exits 0 instead of dying of the signal
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     svc = build(settings, echo)
     echo(f"soup-search service on http://{settings.host}:{settings.port} "
          f"(data {settings.data_dir}, database {svc.db.engine.url.render_as_string()})")

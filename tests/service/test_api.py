@@ -4,6 +4,7 @@ body limit, allowed roots, idempotent creation, filters, health, metrics and the
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -111,3 +112,8 @@ def test_a_public_address_needs_a_token_first(tmp_path):
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "not a loopback address and no token exists" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_sigterm_stops_the_service_cleanly(tmp_path):
+    svc = Service(tmp_path, args=("--ray-address", f"http://127.0.0.1:{free_port()}")).start()
+    assert svc.stop(signal.SIGTERM) == 0
