@@ -33,6 +33,10 @@ class ScorerActors:
         for actor in self.actors:
             self.free.put(actor)
 
+    def wait_ready(self) -> None:
+        """Block until every scorer has built its model (a failed build raises here)."""
+        ray.get([actor.stats.remote() for actor in self.actors])
+
     def close(self) -> None:
         for actor in self.actors:
             ray.kill(actor)

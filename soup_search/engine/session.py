@@ -44,14 +44,21 @@ class Session:
         self.store = ray.remote(RunStore).options(num_cpus=0, scheduling_strategy=here).remote(
             str(Path(state_dir) / "run.sqlite"), str(score_cache or cache_dir("scores") / "scores.sqlite"))
         placement = "SPREAD" if res.address else "PACK"
-        self.shards = ShardGroup(candidates, n_shards=min(res.shards, len(candidates.tensor_infos)),
-                                 num_cpus=res.shard_cpus, placement=placement, use_gpu=res.use_gpu)
+        use_gpu = bool(ray.cluster_resources().get("GPU", 0)) if res.use_gpu is None else res.use_gpu
+        # scorers first: their workers import transformers and build a model while the shard
+        # workers load the checkpoints (the two start in parallel, not one after the other)
+        self.scorers = ScorerActors(candidates.paths[0], n=res.scorers, backend=res.backend,
+                                    num_cpus=res.scorer_cpus, num_gpus=1.0 if use_gpu else 0.0,
+                                    batch_size=res.batch_size)
+        self.shards = None
         try:
-            num_gpus = 1.0 if (res.use_gpu or (res.use_gpu is None and self.shards.use_gpu)) else 0.0
-            self.scorers = ScorerActors(candidates.paths[0], n=res.scorers, backend=res.backend,
-                                        num_cpus=res.scorer_cpus, num_gpus=num_gpus, batch_size=res.batch_size)
+            self.shards = ShardGroup(candidates, n_shards=min(res.shards, len(candidates.tensor_infos)),
+                                     num_cpus=res.shard_cpus, placement=placement, use_gpu=use_gpu)
+            self.scorers.wait_ready()
         except BaseException:
-            self.shards.close()
+            self.scorers.close()
+            if self.shards is not None:
+                self.shards.close()
             raise
 
     def evaluations(self, stage: str | None = None) -> list[dict]:
