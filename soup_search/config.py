@@ -377,10 +377,14 @@ def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), [f"file not found: {path}; pass the path of a YAML config (see configs/)"])
+    return parse_config(read_yaml(path.read_text(), str(path)), source=str(path), root=path.resolve().parent)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """YAML text as data; a syntax error is one ConfigError naming its line."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(str(path), [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
-    return parse_config(data, source=str(path), root=path.resolve().parent)
+        raise ConfigError(source, [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None

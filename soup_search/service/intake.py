@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from soup_search.config import RunConfig, parse_config
+from soup_search.config import RunConfig, parse_config, read_yaml
 from soup_search.errors import ConfigError
 
 #: where the service puts the job's Ray address: the cluster the job itself runs on
@@ -42,12 +42,7 @@ def read_body(body: bytes, content_type: str | None) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError("request body", [f"not valid JSON at line {exc.lineno}: {exc.msg}"]) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError("request body", [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    return read_yaml(text, "request body")
 
 
 def request_hash(data: Any) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,10 @@ from pathlib import Path
 import httpx
 
 from soup_search.errors import SoupSearchError
-from soup_search.service.ray_head import Head, head_file, stop_head
+from soup_search.service.ray_head import Head, free_port, head_file, stop_head
 
 #: seconds a service has to answer /healthz (it may start a Ray head on a loaded machine)
 START_S = 240.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(condition, timeout: float, what: str, every: float = 0.25):

@@ -67,7 +67,8 @@ def answers(dashboard: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -119,7 +120,7 @@ def start_head(data_dir: Path, num_cpus: int | None = None) -> Head:
     head = running_head(data_dir)
     if head is not None:
         return head
-    ports = {flag: _free_port() for flag in PORT_FLAGS}
+    ports = {flag: free_port() for flag in PORT_FLAGS}
     log_path = head_file(data_dir).with_name("head.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = [*_ray_command(), "start", "--head", "--block", "--disable-usage-stats",

@@ -16,7 +16,17 @@ from soup_search.pipeline.state import STATE, default_storage_url
 from soup_search.service import intake
 from soup_search.service.deps import Caller, db_session, own, require, services
 from soup_search.service.errors import APIError
-from soup_search.service.models import ACTIVE, CANCELLED, FAILED, QUEUED, STATES, Search, Token, Transition, utcnow
+from soup_search.service.models import (
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    STATES,
+    Search,
+    Token,
+    Transition,
+    utcnow,
+)
 from soup_search.service.reconcile import log_dir
 from soup_search.service.schemas import SearchList, SearchOut
 
@@ -93,32 +103,30 @@ def read(search_id: str, who: Caller = Depends(require("read")), s: Session = De
     return show(s, get_search(s, search_id))
 
 
-@router.post("/{search_id}/cancel", response_model=SearchOut)
-def cancel(search_id: str, request: Request, who: Caller = Depends(require("write")), svc=Depends(services)):
-    request.state.audit = f"cancel {search_id}"
+def _change(search_id: str, request: Request, who: Caller, svc, verb: str, done: str,
+            allowed: tuple[str, ...], act) -> SearchOut:
+    """An owner's (or an admin's) state change of a search in one of the ``allowed`` states."""
+    request.state.audit = f"{verb} {search_id}"
     with svc.reconciler.lock, svc.db.session() as s:
         search = get_search(s, search_id)
         own(search, who)
-        if search.state not in ACTIVE:
-            raise APIError(409, f"search {search_id} is {search.state}; only queued or running searches can be cancelled")
-        svc.reconciler.cancel(s, search)
+        if search.state not in allowed:
+            raise APIError(409, f"search {search_id} is {search.state}; "
+                                f"only {' or '.join(allowed)} searches can be {done}")
+        act(s, search)
         out = show(s, search)
     svc.wake()
     return out
+
+
+@router.post("/{search_id}/cancel", response_model=SearchOut)
+def cancel(search_id: str, request: Request, who: Caller = Depends(require("write")), svc=Depends(services)):
+    return _change(search_id, request, who, svc, "cancel", "cancelled", ACTIVE, svc.reconciler.cancel)
 
 
 @router.post("/{search_id}/resume", response_model=SearchOut)
 def resume(search_id: str, request: Request, who: Caller = Depends(require("write")), svc=Depends(services)):
-    request.state.audit = f"resume {search_id}"
-    with svc.reconciler.lock, svc.db.session() as s:
-        search = get_search(s, search_id)
-        own(search, who)
-        if search.state not in (CANCELLED, FAILED):
-            raise APIError(409, f"search {search_id} is {search.state}; only cancelled or failed searches can be resumed")
-        svc.reconciler.resume(s, search)
-        out = show(s, search)
-    svc.wake()
-    return out
+    return _change(search_id, request, who, svc, "resume", "resumed", (CANCELLED, FAILED), svc.reconciler.resume)
 
 
 def _file(search: Search, relative: str, media_type: str) -> FileResponse:
