@@ -114,15 +114,33 @@ def running_head(data_dir: Path) -> Head | None:
     return head
 
 
+#: attempts at starting a head: a port drawn free can be taken by another process before Ray binds it
+START_ATTEMPTS = 3
+
+
 def start_head(data_dir: Path, num_cpus: int | None = None) -> Head:
-    """Reuse this data dir's head if it answers, else start one and wait until its job server answers."""
+    """Reuse this data dir's head if it answers, else start one and wait until its job server answers.
+
+    A head that exits while starting (most often: one of its free ports was taken meanwhile by
+    another process) is started again on new ports, up to ``START_ATTEMPTS`` times."""
     use_ray_env()
     head = running_head(data_dir)
     if head is not None:
         return head
-    ports = {flag: free_port() for flag in PORT_FLAGS}
     log_path = head_file(data_dir).with_name("head.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(START_ATTEMPTS):
+        head = _launch(data_dir, num_cpus, log_path)
+        if head is not None:
+            head_file(data_dir).write_text(json.dumps(asdict(head)))
+            return head
+    raise SoupSearchError(f"the embedded Ray head exited while starting, {START_ATTEMPTS} times; "
+                          f"see {log_path}: {_tail(log_path)}")
+
+
+def _launch(data_dir: Path, num_cpus: int | None, log_path: Path) -> Head | None:
+    """One start of the head on fresh ports: the head once its job server answers, None if it exited."""
+    ports = {flag: free_port() for flag in PORT_FLAGS}
     argv = [*_ray_command(), "start", "--head", "--block", "--disable-usage-stats",
             "--include-dashboard=true", "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1",
             f"--temp-dir={temp_dir(data_dir)}",
@@ -135,27 +153,57 @@ def start_head(data_dir: Path, num_cpus: int | None = None) -> Head:
     deadline = time.monotonic() + START_TIMEOUT_S
     while not answers(head.dashboard, timeout=1.0):
         if proc.poll() is not None:
-            raise SoupSearchError(f"the embedded Ray head exited with code {proc.returncode}; see {log_path}")
+            _kill_group(proc.pid)  # what the failed start left behind (a GCS server, a raylet)
+            return None
         if time.monotonic() > deadline:
             stop_head(head)
             raise SoupSearchError(f"the embedded Ray head did not answer within {START_TIMEOUT_S:.0f} s; see {log_path}")
         time.sleep(0.5)
-    head_file(data_dir).write_text(json.dumps(asdict(head)))
     return head
 
 
-def stop_head(head: Head, timeout: float = 60.0) -> None:
-    """Stop a head and everything it started (SIGTERM to its group, SIGKILL after ``timeout``)."""
+def _tail(path: Path) -> str:
+    """The log's last error line (or its last line), shortened."""
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    errors = [line for line in lines if "Error" in line]
+    return (errors or lines or ["(empty log)"])[-1][:400]
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_head(head: Head, timeout: float = 10.0) -> None:
+    """Stop a head and everything it started: SIGTERM to its process group, SIGKILL after ``timeout``.
+
+    After SIGTERM the GCS exits at once, but the raylet, the autoscaler monitor and ``ray start
+    --block`` itself can spend a minute retrying the lost GCS; they hold nothing by then."""
     try:
         os.killpg(head.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(head.pid):
+        if not _group(head.pid):
             return
         time.sleep(0.2)
-    try:
-        os.killpg(head.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    _kill_group(head.pid)
+
+
+def _group(pgid: int) -> set[int]:
+    """The live (not zombie) processes of a process group."""
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.add(int(stat.parent.name))
+    return members
