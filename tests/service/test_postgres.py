@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from soup_search.service.db import head_revision
 from tests.service.conftest import Service, free_port, make_token, tiny_config_text
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -47,7 +48,7 @@ def test_the_service_keeps_its_state_in_postgres(postgres, tmp_path):
         svc.stop()
     engine = sa.create_engine(postgres)
     with engine.connect() as c:
-        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
         assert c.execute(sa.text("SELECT state FROM searches WHERE id = 'pg-1'")).scalar() == "cancelled"
         moves = c.execute(sa.text("SELECT from_state, to_state FROM transitions WHERE search_id = 'pg-1' ORDER BY id")).all()
         assert [tuple(m) for m in moves] == [(None, "queued"), ("queued", "cancelled")]
