@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from soup_search.service.errors import APIError
-from soup_search.service.models import Search
+from soup_search.service.models import Search, Watch
 from soup_search.service.tokens import allows, find_token
 
 COOKIE = "soup_search_token"
@@ -26,8 +26,8 @@ class Caller:
     name: str
     scope: str
 
-    def may_change(self, search: Search) -> bool:
-        return self.scope == "admin" or (self.scope == "write" and search.owner_id == self.id)
+    def may_change(self, owned: Search | Watch) -> bool:
+        return self.scope == "admin" or (self.scope == "write" and owned.owner_id == self.id)
 
 
 def services(request: Request):
@@ -68,6 +68,7 @@ def require(scope: str):
     return _check
 
 
-def own(search: Search, who: Caller) -> None:
-    if not who.may_change(search):
-        raise APIError(403, f"search {search.id} belongs to another token; only its owner or an admin may change it")
+def own(owned: Search | Watch, who: Caller) -> None:
+    if not who.may_change(owned):
+        what = f"search {owned.id}" if isinstance(owned, Search) else f"watch {owned.name}"
+        raise APIError(403, f"{what} belongs to another token; only its owner or an admin may change it")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import os
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ class ServiceProcess:
     port: int = field(default_factory=free_port)
     db: str | None = None
     args: tuple[str, ...] = ()
-    env: dict[str, str] | None = None
+    env: dict[str, str] | None = None  # added to this process's environment
     proc: subprocess.Popen | None = None
 
     @property
@@ -60,7 +61,7 @@ class ServiceProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=self.env)
+                                         env={**os.environ, **(self.env or {})})
         wait_for(self._healthy, START_S, f"the service on {self.url} (log {self.log})")
         return self
 

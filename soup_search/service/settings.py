@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1)
     reconcile_s: float = Field(2.0, gt=0)
     allowed_roots: tuple[Path, ...] = ()  # default: data_dir/inputs
+    #: the watch scheduler: seconds between passes, and how long its lease holds without renewal
+    scheduler_s: float = Field(5.0, gt=0)
+    lease_s: float = Field(30.0, gt=0)
+    #: webhook deliveries: attempts before giving up, the first retry's delay (doubling), a POST's timeout
+    webhook_attempts: int = Field(5, ge=1)
+    webhook_backoff_s: float = Field(2.0, gt=0)
+    webhook_timeout_s: float = Field(5.0, gt=0)
 
     @property
     def db_url(self) -> str:
@@ -40,6 +47,10 @@ class Settings(BaseSettings):
     @property
     def searches_dir(self) -> Path:
         return self.data_dir / "searches"
+
+    @property
+    def watches_dir(self) -> Path:
+        return self.data_dir / "watches"
 
 
 def is_loopback(host: str) -> bool:

@@ -39,6 +39,18 @@ class Revision:
     categories: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: a leaderboard's bytes as read (the run's score table); not stored with the revision
+    content: bytes = field(default=b"", repr=False, compare=False)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "candidates": {n: list(v) for n, v in self.candidates.items()},
+                "categories": list(self.categories), "columns": list(self.columns), "notes": list(self.notes)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Revision:
+        return cls(id=data["id"], candidates={n: tuple(v) for n, v in data["candidates"].items()},
+                   categories=tuple(data.get("categories", ())), columns=tuple(data.get("columns", ())),
+                   notes=tuple(data.get("notes", ())))
 
 
 def _fetch(location: str) -> tuple[bytes, str | None]:
@@ -89,7 +101,7 @@ def read_leaderboard(location: str, model_column: str = "Model", checkpoints: Ma
         found[model] = (str(Path(folder).resolve()), _fingerprint(Path(folder)))
     revision = tag or "sha256:" + hashlib.sha256(content).hexdigest()[:16]
     return Revision(id=revision, candidates=found, categories=tuple(table.columns),
-                    columns=tuple(c.strip() for c in header.split(",")), notes=tuple(notes))
+                    columns=tuple(c.strip() for c in header.split(",")), notes=tuple(notes), content=content)
 
 
 def read_folder(pattern: str) -> Revision:
@@ -115,6 +127,15 @@ def read_folder(pattern: str) -> Revision:
         found[d.name] = (str(d.resolve()), _fingerprint(d))
     digest = hashlib.sha256("\n".join(f"{n}={fp}" for n, (_, fp) in sorted(found.items())).encode()).hexdigest()
     return Revision(id="set:" + digest[:16], candidates=found, notes=tuple(notes))
+
+
+def read_source(source: dict) -> Revision:
+    """The revision of a watch's source spec (``kind`` leaderboard or folder)."""
+    if source["kind"] == "leaderboard":
+        return read_leaderboard(source["location"], model_column=source.get("model_column", "Model"),
+                                checkpoints=source.get("checkpoints") or None,
+                                checkpoint_root=source.get("checkpoint_root"), categories=source.get("categories"))
+    return read_folder(source["path"])
 
 
 def diff(old: Revision | None, new: Revision) -> dict:

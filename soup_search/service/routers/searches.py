@@ -20,15 +20,13 @@ from soup_search.service.models import (
     ACTIVE,
     CANCELLED,
     FAILED,
-    QUEUED,
     STATES,
     Search,
     Token,
-    Transition,
-    utcnow,
 )
 from soup_search.service.reconcile import log_dir
 from soup_search.service.schemas import SearchList, SearchOut
+from soup_search.service.submit import add_search
 
 router = APIRouter(prefix="/v1/searches", tags=["searches"])
 
@@ -69,17 +67,7 @@ async def create(request: Request, id: str | None = Query(None, description="you
                 return JSONResponse(show(s, existing).model_dump(mode="json"), status_code=200)
             raise APIError(409, f"search {id!r} exists with another config or owner; choose another id")
         search_id = id or f"s-{secrets.token_hex(6)}"
-        folder = svc.settings.searches_dir / search_id
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.yaml").write_text(taken.text)
-        now = utcnow()
-        search = Search(id=search_id, owner_id=who.id, name=taken.config.name, config=taken.text,
-                        request_hash=taken.request_hash, state=QUEUED, out_dir=str((folder / "run").resolve()),
-                        attempts=0, submissions=0, progress={"trials": 0, "budget": taken.config.search.n_trials},
-                        created_at=now, updated_at=now)
-        s.add(search)
-        s.add(Transition(search_id=search_id, from_state=None, to_state=QUEUED, reason="created", at=now))
-        s.flush()
+        search = add_search(s, svc.settings, who.id, search_id, taken)
         out = show(s, search)
     request.state.audit = f"create {search_id}"
     svc.wake()
