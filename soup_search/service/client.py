@@ -187,3 +187,39 @@ class Client:
                                           "check that --server is a soup-search service")
                 (tmp / "plots" / f"{name}.png").write_bytes(self.plot(search_id, name))
         return target
+
+    # -- watches ------------------------------------------------------------------------------
+
+    def create_watch(self, spec: str | Path) -> dict:
+        """Create a watch from its YAML spec (a Path is read here; a str is the text). The answer
+        holds the webhook secret, shown only this once."""
+        if isinstance(spec, Path):
+            try:
+                spec = spec.read_text()
+            except OSError as err:
+                raise SoupSearchError(f"cannot read watch spec {str(spec)!r} ({err.strerror or err}); "
+                                      "give the path of a YAML file") from None
+        return self._json("POST", "/v1/watches", content=spec.encode(), headers={"Content-Type": "text/yaml"})
+
+    def watches(self) -> list[dict]:
+        return self._json("GET", "/v1/watches")["watches"]
+
+    def watch(self, watch_id: int) -> dict:
+        return self._json("GET", f"/v1/watches/{int(watch_id)}")
+
+    def delete_watch(self, watch_id: int) -> dict:
+        return self._json("DELETE", f"/v1/watches/{int(watch_id)}")
+
+    def trigger(self, watch_id: int) -> dict:
+        """Tick the watch now; the tick (202). Refused (409) while a tick of it is open."""
+        return self._json("POST", f"/v1/watches/{int(watch_id)}/trigger")
+
+    def history(self, watch_id: int) -> list[dict]:
+        """The watch's ticks, newest first."""
+        return self._json("GET", f"/v1/watches/{int(watch_id)}/history")["ticks"]
+
+    def champion(self, watch_id: int) -> dict:
+        return self._json("GET", f"/v1/watches/{int(watch_id)}/champion")
+
+    def deliveries(self, watch_id: int) -> list[dict]:
+        return self._json("GET", f"/v1/watches/{int(watch_id)}/deliveries")["deliveries"]
