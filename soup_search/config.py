@@ -9,6 +9,7 @@ any Ray work starts.
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 from typing import Any, Literal
@@ -107,6 +108,17 @@ class ResourcesConfig(_Frozen):
         return self.shards * self.shard_cpus + self.scorers * self.scorer_cpus + (self.scorers + 1) * TRIAL_CPUS
 
 
+class LineageConfig(_Frozen):
+    """A child search: it starts from what an earlier run (its parent) learned."""
+
+    #: the parent run's out folder (holds its results.json and state/)
+    parent: str
+    #: the parent's complete trials that this run's space can express enter the study as done
+    carry_over: bool = True
+    #: the parent's best trials, newcomers substituted for the experts they beat, evaluated first
+    seed_top_k: int = Field(default=3, ge=0)
+
+
 class RunConfig(_Frozen):
     name: str = "soup"
     candidates: CandidatesConfig
@@ -115,6 +127,7 @@ class RunConfig(_Frozen):
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    lineage: LineageConfig | None = None
     #: the folder relative paths are resolved against (the YAML file's folder)
     root: str = "."
 
@@ -221,6 +234,27 @@ def _scores_problems(sc: ScoresConfig | None, resolve) -> list[str]:
     return []
 
 
+#: the file of a finished run that a child search reads, and the keys it needs there
+RESULTS = "results.json"
+PARENT_KEYS = ("config", "analysis", "trials")
+
+
+def _lineage_problems(lin: LineageConfig, resolve) -> list[str]:
+    """The parent run's results.json must exist and be a run's results (read as the run will)."""
+    path = resolve(lin.parent) / RESULTS
+    fix = "point lineage.parent at the --out folder of a finished run"
+    if not path.is_file():
+        return [f"'lineage.parent': no {RESULTS} in {resolve(lin.parent)}; {fix}"]
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return [f"'lineage.parent': {path} is unreadable ({exc}); {fix}"]
+    missing = [k for k in PARENT_KEYS if not isinstance(data, dict) or k not in data]
+    if missing:
+        return [f"'lineage.parent': {path} lacks {', '.join(missing)}; {fix}"]
+    return []
+
+
 def objective_params(params: dict[str, Any], resolve) -> dict[str, Any]:
     """An objective's parameters with its file paths (``path``, ``csv``) resolved against the config."""
     out = dict(params)
@@ -275,6 +309,7 @@ def _analysis_categories_problems(data: dict, categories: tuple[str, ...]) -> li
 SECTIONS: dict[str, type[BaseModel]] = {
     "candidates": CandidatesConfig, "objective": ObjectiveConfig, "scores": ScoresConfig,
     "analysis": AnalysisConfig, "search": SearchConfig, "resources": ResourcesConfig,
+    "lineage": LineageConfig,
 }
 
 
@@ -289,7 +324,7 @@ def _section_problems(data: dict, root: Path) -> list[str]:
     if "candidates" not in data:
         problems.append("missing key 'candidates'")
     for key, model in SECTIONS.items():
-        if key not in data or (key == "scores" and data[key] is None):
+        if key not in data or (key in ("scores", "lineage") and data[key] is None):
             continue
         try:
             section = model.model_validate(data[key] if data[key] is not None else {})
@@ -306,6 +341,8 @@ def _section_problems(data: dict, root: Path) -> list[str]:
             problems += _candidates_problems(section, resolve)
         elif key == "scores":
             problems += _scores_problems(section, resolve)
+        elif key == "lineage":
+            problems += _lineage_problems(section, resolve)
         elif key == "objective":
             found, objective_categories = _objective_problems(section, resolve)
             problems += found

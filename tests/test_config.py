@@ -262,3 +262,29 @@ def test_pruning_and_weight_map_problems_reported_together(tmp_path):
     cfg = parse_config({**base, "search": {"prune": False, "chunks": 1, "weights": "normalize"}}, root=tmp_path)
     assert (cfg.search.prune, cfg.search.chunks, cfg.search.weights) == (False, 1, "normalize")
     assert (SearchConfig().prune, SearchConfig().chunks, SearchConfig().weights) == (True, 4, "stick")
+
+
+def test_lineage_parent_without_results_is_reported_with_the_other_problems(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "results.json").write_text("{not json")
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / "results.json").write_text('{"config": {}}')
+    for parent, needle in (("nowhere", "no results.json in"), ("broken", "is unreadable"),
+                           ("partial", "lacks analysis, trials")):
+        with pytest.raises(ConfigError) as err:
+            parse_config({"candidates": {"zoo": "tiny"}, "search": {"n_trials": 0},
+                          "lineage": {"parent": parent, "seed_top_k": -1}}, source="child.yaml", root=tmp_path)
+        problems = err.value.problems
+        assert any("'search.n_trials' must be > 0" in p for p in problems)
+        assert any("'lineage.seed_top_k'" in p for p in problems) and len(problems) == 2
+        with pytest.raises(ConfigError) as err:
+            parse_config({"candidates": {"zoo": "tiny"}, "lineage": {"parent": parent}}, root=tmp_path)
+        (problem,) = err.value.problems
+        assert problem.startswith("'lineage.parent'") and needle in problem
+        assert problem.endswith("point lineage.parent at the --out folder of a finished run")
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "results.json").write_text('{"config": {}, "analysis": {}, "trials": []}')
+    cfg = parse_config({"candidates": {"zoo": "tiny"}, "lineage": {"parent": "done"}}, root=tmp_path)
+    assert cfg.lineage.carry_over and cfg.lineage.seed_top_k == 3
+    assert cfg.resolve(cfg.lineage.parent) == tmp_path / "done"
+    assert parse_config({"candidates": {"zoo": "tiny"}, "lineage": None}, root=tmp_path).lineage is None

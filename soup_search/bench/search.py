@@ -169,7 +169,7 @@ def run_search_bench(cfg: RunConfig, progress: Progress = SILENT, seeds: Sequenc
     conc, chunks = cfg.resources.scorers, cfg.search.chunks
     pools, rows = [], []
     with open_session(cfg, candidates, work, score_cache=work / "scores.sqlite") as session:
-        _, analysis, _ = profile_and_analyze(cfg, session, work, progress)
+        _, analysis, _, _ = profile_and_analyze(cfg, session, work, progress)
 
         def study(space, stage, n, sampler, seed, points, prune, stop_at=None):
             ctx = TrialContext.of(session, space, stage, chunks=chunks if prune else 1)

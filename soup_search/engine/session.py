@@ -65,6 +65,10 @@ class Session:
         """The run log's evaluations (of one stage), oldest first."""
         return ray.get(self.store.evaluations.remote(stage))
 
+    def record(self, *row) -> None:
+        """Add one row to the run log (the arguments of :meth:`RunStore.record`)."""
+        ray.get(self.store.record.remote(*row))
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.scorers.close()

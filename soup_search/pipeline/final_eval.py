@@ -21,7 +21,9 @@ from soup_search.config import RunConfig
 from soup_search.engine.session import Session
 from soup_search.errors import SoupSearchError
 from soup_search.merge import MergeRecipe
+from soup_search.pipeline.lineage import Lineage
 from soup_search.pipeline.progress import SILENT, Progress
+from soup_search.search.lineage import CARRIED_FROM
 from soup_search.search.space import SearchSpace
 from soup_search.search.trial import TrialContext, evaluate_recipe, objective_value, soup_recipe, transfer_value
 
@@ -40,11 +42,14 @@ class TrialRecord:
     dev_per_category: Mapping[str, float]
     #: stopped by the pruner: ``dev_mean`` is then the running value over the dev chunks it scored
     pruned: bool = False
+    #: the parent study this trial was carried over from (its dev scores are the parent's), or None
+    carried_from: str | None = None
 
     def to_json(self) -> dict:
         return {"number": self.number, "stage": self.stage, "params": dict(self.params),
                 "weights": {m: dict(w) for m, w in self.weights.items()}, "dev_mean": self.dev_mean,
-                "dev_per_category": dict(self.dev_per_category), "pruned": self.pruned}
+                "dev_per_category": dict(self.dev_per_category), "pruned": self.pruned,
+                "carried_from": self.carried_from}
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,12 @@ class RunResult:
     comparison: tuple[ComparisonRow, ...]  # the best soup first
     candidate_paths: Mapping[str, Path]
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: the objective's identity (:meth:`ObjectiveSpec.fingerprint`) and each candidate's content fingerprint
+    objective_revision: str = ""
+    candidate_fps: Mapping[str, str] = field(default_factory=dict)
+    #: the candidates profiled now ("scored") and those the score cache answered ("cached")
+    profiled: Mapping[str, Sequence[str]] = field(default_factory=lambda: {"scored": [], "cached": []})
+    lineage: Lineage | None = None
 
     @property
     def best_row(self) -> ComparisonRow:
@@ -114,6 +125,11 @@ class RunResult:
                      "test_per_category": dict(row.test_per_category)},
             "comparison": [r.to_json() for r in self.comparison],
             "timings": dict(self.timings),
+            "objective_revision": self.objective_revision,
+            "candidates": {n: {"path": str(p), "fingerprint": self.candidate_fps.get(n)}
+                           for n, p in self.candidate_paths.items()},
+            "profiled": {k: list(v) for k, v in self.profiled.items()},
+            "lineage": self.lineage.to_json() if self.lineage is not None else None,
         }
 
 
@@ -124,9 +140,10 @@ def trial_records(evaluations: Sequence[Mapping]) -> tuple[TrialRecord, ...]:
     for e in evaluations:
         n = counts.get(e["stage"], 0)
         counts[e["stage"]] = n + 1
+        timings = e.get("timings") or {}
         out.append(TrialRecord(number=n, stage=e["stage"], params=e["params"], weights=e["weights"],
                                dev_mean=float(e["value"]), dev_per_category=e["per_category"],
-                               pruned=bool((e.get("timings") or {}).get("pruned"))))
+                               pruned=bool(timings.get("pruned")), carried_from=timings.get(CARRIED_FROM)))
     return tuple(out)
 
 

@@ -37,6 +37,7 @@ def delta_cell(row, transfer: bool = False) -> str:
 def trials_frame(result: RunResult) -> pd.DataFrame:
     """One row per trial: stage, dev objective, soup weights, params and per-category dev scores."""
     return pd.DataFrame([{"number": t.number, "stage": t.stage, "dev_mean": t.dev_mean, "pruned": t.pruned,
+                          "carried_from": t.carried_from,
                           **{f"w[{m}]": w for m, w in t.weights.get("all", {}).items()},
                           **{f"p[{k}]": v for k, v in t.params.items()},
                           **{f"dev[{c}]": v for c, v in t.dev_per_category.items()}}
@@ -52,12 +53,22 @@ def mergekit_yaml(result: RunResult) -> str:
     return MergeRecipe.model_validate(data).to_yaml()
 
 
+def lineage_lines(result: RunResult) -> list[str]:
+    """The report's Lineage section (none for a run without a parent)."""
+    lin = result.lineage
+    if lin is None:
+        return []
+    return ["## Lineage", "", f"A child search: {lin.line()}.", "", *(f"- {note}" for note in lin.notes),
+            *([""] if lin.notes else [])]
+
+
 def report_markdown(result: RunResult) -> str:
     cfg, analysis = result.config, result.analysis
     cats = [c for c in result.best_row.test_per_category if c not in cfg.objective.held_out_categories]
     lines = [f"# soup-search report: {cfg.name}", "",
              f"Objective `{cfg.objective.name}`; sampler `{cfg.search.sampler}`, {cfg.search.n_trials} trials; "
              f"analysis `{analysis.grouping}` at τ = {analysis.tau:g} ({analysis.method}).", "",
+             *lineage_lines(result),
              "## Experts", "",
              *markdown_table(["group", "expert", "alternates"],
                              [[g, e, ", ".join(analysis.alternates.get(g, []))] for g, e in analysis.experts.items()])]

@@ -1,7 +1,7 @@
 """``soup-search run``: the SoCE recipe, top to bottom.
 
-config → candidates → category scores → analysis → search space → trials → held-out
-evaluation → outputs. The run folder keeps its state under ``state/`` (the Optuna study,
+config → candidates → category scores → analysis → search space → (a child search: the parent's
+trials carried over, seeds) → trials → held-out evaluation → outputs. The run folder keeps its state under ``state/`` (the Optuna study,
 the trial log, Ray Tune's files) so that the same command, started again after a crash or
 a SIGKILL, continues the same study. The state is marked with the config only when the
 first trial starts, so a run that fails before that never blocks the corrected one.
@@ -25,12 +25,13 @@ from soup_search.pipeline.category_scores import leaderboard_frame, score_candid
 from soup_search.pipeline.final_eval import (
     RunResult, best_trial, comparison_specs, evaluate_comparison, trial_records,
 )
+from soup_search.pipeline.lineage import LineagePlan, log_carried, plan_lineage, summarize
 from soup_search.pipeline.outputs import write_outputs
 from soup_search.pipeline.progress import SILENT, Progress
 from soup_search.pipeline.state import (
     mark_state, prepare_state, storage_url, study_name,
 )
-from soup_search.search.baselines import baseline_points
+from soup_search.search.baselines import baseline_points, soup_key
 from soup_search.search.grid import simplex_grid
 from soup_search.search.space import SearchSpace
 from soup_search.search.trial import TrialContext
@@ -54,10 +55,18 @@ class Stages:
         return {**self.seconds, "total": round(sum(self.seconds.values()), 3)}
 
 
-def profile_and_analyze(cfg: RunConfig, session: Session, state: Path,
-                        progress: Progress = SILENT) -> tuple[pd.DataFrame, Analysis, SearchSpace]:
-    """The category table (profiled on dev, or a leaderboard), the SoCE analysis and the search space."""
-    frame = leaderboard_frame(cfg) if cfg.scores is not None else score_candidates(session, progress=progress).frame()
+def profile_and_analyze(cfg: RunConfig, session: Session, state: Path, progress: Progress = SILENT
+                        ) -> tuple[pd.DataFrame, Analysis, SearchSpace, dict[str, list[str]]]:
+    """The category table (profiled on dev, or a leaderboard), the SoCE analysis, the search space,
+    and which candidates were scored now and which the score cache answered (none: a leaderboard)."""
+    profiled: dict[str, list[str]] = {"scored": [], "cached": []}
+    if cfg.scores is not None:
+        frame = leaderboard_frame(cfg)
+    else:
+        scores = score_candidates(session, progress=progress)
+        frame = scores.frame()
+        for name, hit in scores.cached.items():
+            profiled["cached" if hit else "scored"].append(name)
     frame = frame.drop(columns=[c for c in cfg.objective.held_out_categories if c in frame.columns])
     write_scores(frame, state / "scores.csv")
     a = cfg.analysis
@@ -69,16 +78,35 @@ def profile_and_analyze(cfg: RunConfig, session: Session, state: Path,
                        tau=a.tau, top_k=a.top_k, grouping=a.grouping)
     space = SearchSpace.from_analysis(analysis.experts, analysis.alternates, cfg.search.min_weight,
                                       cfg.search.per_module, weights=cfg.search.weights)
-    return frame, analysis, space
+    return frame, analysis, space, profiled
 
 
-def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, progress: Progress = SILENT) -> None:
-    """The study (model-based sampler, or the paper grid), then the grid too when ``search.grid``."""
+def first_points(space: SearchSpace, points: list[dict], carried: list[dict]) -> list[dict]:
+    """``points`` in order, without repeated soups or soups a carried trial already holds."""
+    seen, out = {soup_key(space, p) for p in carried}, []
+    for p in points:
+        key = soup_key(space, p)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, progress: Progress = SILENT,
+           lineage: LineagePlan | None = None) -> None:
+    """The study (model-based sampler, or the paper grid), then the grid too when ``search.grid``.
+
+    A child search (``lineage``) first logs the parent's carried trials, then evaluates its seeds,
+    then the baselines that no carried trial holds; ``search.n_trials`` counts fresh trials only."""
     s, concurrency, url, study = cfg.search, cfg.resources.scorers, storage_url(cfg, state), study_name(cfg)
     grid = simplex_grid(len(space.groups)) if (s.sampler == "grid" or s.grid) else []
     main_points = baseline_points(space, grid if s.sampler == "grid" else ())
+    if lineage is not None:
+        main_points = first_points(space, [*lineage.seeds, *main_points], [t.params for t in lineage.carry.trials])
     n_main = len(main_points) if s.sampler == "grid" else s.n_trials
     mark_state(cfg, state)
+    if lineage is not None:
+        log_carried(session, lineage)
     prune = s.prune and s.sampler != "grid"  # the paper's grid scores every point in full
     with progress.task(f"search ({s.sampler})", n_main) as advance:
         run_study(TrialContext.of(session, space, "search", chunks=s.chunks if prune else 1), storage_url=url,
@@ -101,12 +129,17 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
     stages.done("candidates")
     with open_session(cfg, candidates, state) as session:
         stages.done("actors")
-        frame, analysis, space = profile_and_analyze(cfg, session, state, progress)
+        frame, analysis, space, profiled = profile_and_analyze(cfg, session, state, progress)
         stages.done("profile_analyze")
-        search(cfg, session, space, state, progress)
+        plan = plan_lineage(cfg, session, space) if cfg.lineage is not None else None
+        search(cfg, session, space, state, progress, plan)
         stages.done("search")
 
-        trials = trial_records(session.evaluations())
+        evaluations = session.evaluations()
+        lineage = summarize(plan, evaluations) if plan is not None else None
+        if lineage is not None:
+            progress.note(f"[cyan]lineage:[/] {lineage.line()}" + "".join(f"; {n}" for n in lineage.notes))
+        trials = trial_records(evaluations)
         searched = [t for t in trials if t.stage == "search"]
         grid = [t for t in trials if t.stage == "grid"]
         best = best_trial(searched)
@@ -121,7 +154,8 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
         stages.done("export")
     result = RunResult(config=cfg, analysis=analysis, scores=frame, trials=trials, best=best,
                        comparison=comparison, candidate_paths={c.name: c.path for c in candidates.members},
-                       timings=stages.total())
+                       timings=stages.total(), objective_revision=session.spec.fingerprint(),
+                       candidate_fps=dict(session.candidate_fps), profiled=profiled, lineage=lineage)
     write_outputs(result, out)
     return result
 

@@ -89,7 +89,7 @@ class SearchSpace:
         return f"expert.{_slug(g)}"
 
     @property
-    def _modules(self) -> tuple[str, ...]:
+    def modules(self) -> tuple[str, ...]:
         return MODULES if self.per_module else ("all",)
 
     def _weight_groups(self) -> tuple[str, ...]:
@@ -115,7 +115,7 @@ class SearchSpace:
         for g in self.groups:
             if len(self.alternates[g]) > 1:
                 out[self.expert_param(g)] = optuna.distributions.CategoricalDistribution(list(self.alternates[g]))
-        for module in self._modules:
+        for module in self.modules:
             for name in self.weight_params(module):
                 out[name] = optuna.distributions.FloatDistribution(0.0, 1.0)
         return out
@@ -139,7 +139,7 @@ class SearchSpace:
     def group_weights(self, params: Mapping) -> dict[str, dict[str, float]]:
         """module ("all", or "attn"/"mlp") -> group -> weight on the simplex."""
         k, out = len(self.groups), {}
-        for module in self._modules:
+        for module in self.modules:
             shares = self._shares([float(params[name]) for name in self.weight_params(module)])
             out[module] = {g: self.min_weight + (1 - k * self.min_weight) * s for g, s in zip(self.groups, shares)}
         return out
@@ -170,6 +170,6 @@ class SearchSpace:
             if len(self.alternates[g]) > 1:
                 params[self.expert_param(g)] = (experts or {}).get(g, self.alternates[g][0])
         numbers = self._numbers(shares)
-        for module in self._modules:
+        for module in self.modules:
             params.update(zip(self.weight_params(module), numbers))
         return params

@@ -35,6 +35,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from soup_search.engine.cluster import TRIAL_CPUS, TRIAL_SLOT
+from soup_search.search.lineage import CARRIED_FROM, PARENT_TRIAL
 from soup_search.search.pruning import clearly_worse
 from soup_search.search.samplers import make_sampler
 from soup_search.search.trial import TrialContext, log_pruned, soup_trial
@@ -62,7 +63,9 @@ def prepare_study(storage, study_name: str, points: Sequence[dict], logged: Sequ
     The trial log is the record of what was evaluated. A driver killed between a trial's log
     row and Optuna's ``tell`` leaves a row that Optuna does not count: such rows are added to
     the study as completed trials (the sampler learns from them, the budget counts them).
-    Trials left RUNNING or WAITING are marked FAIL.
+    Rows carried over from a parent run (:mod:`soup_search.search.lineage`) enter the same way,
+    with their origin as user attributes; the sampler learns from them, the budget does not
+    count them. Trials left RUNNING or WAITING are marked FAIL.
     """
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
@@ -79,19 +82,23 @@ def prepare_study(storage, study_name: str, points: Sequence[dict], logged: Sequ
             told.pop(match)
         elif distributions is not None:
             study.add_trial(_logged_trial(row, distributions))
-    done = [t.params for t in study.get_trials(deepcopy=False, states=FINISHED)]
-    todo = [p for p in points if not any(_same(p, d) for d in done)]
-    return len(done), todo
+    finished = study.get_trials(deepcopy=False, states=FINISHED)
+    todo = [p for p in points if not any(_same(p, t.params) for t in finished)]
+    return sum(CARRIED_FROM not in t.user_attrs for t in finished), todo
 
 
 def _logged_trial(row: Mapping, distributions: Mapping) -> optuna.trial.FrozenTrial:
-    """A trial log row as an Optuna trial: complete, or pruned at its last chunk."""
+    """A trial log row as an Optuna trial: complete (carried over from a parent run or not), or
+    pruned at its last chunk."""
     dists = {k: distributions[k] for k in row["params"]}
-    if (row.get("timings") or {}).get("pruned"):
-        step = int(row["timings"].get("chunks_scored", 1))
+    timings = row.get("timings") or {}
+    if timings.get("pruned"):
+        step = int(timings.get("chunks_scored", 1))
         return optuna.trial.create_trial(params=dict(row["params"]), distributions=dists, state=TrialState.PRUNED,
                                          intermediate_values={step: float(row["value"])})
-    return optuna.trial.create_trial(params=dict(row["params"]), value=float(row["value"]), distributions=dists)
+    attrs = {k: timings[k] for k in (CARRIED_FROM, PARENT_TRIAL) if k in timings}
+    return optuna.trial.create_trial(params=dict(row["params"]), value=float(row["value"]), distributions=dists,
+                                     user_attrs=attrs)
 
 
 def completed_trials(storage, study_name: str) -> list:

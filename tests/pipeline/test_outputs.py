@@ -48,7 +48,9 @@ def result(tmp_path):
     return RunResult(config=cfg, analysis=analysis, scores=SCORES, trials=trials,
                      best=best_trial([t for t in trials if t.stage == "search"]), comparison=comparison,
                      candidate_paths={"a": Path("/ckpt/a"), "b": Path("/ckpt/b"), "c": Path("/ckpt/c")},
-                     timings={"search": 1.5, "total": 2.0})
+                     timings={"search": 1.5, "total": 2.0}, objective_revision="objrev",
+                     candidate_fps={"a": "fp-a", "b": "fp-b", "c": "fp-c"},
+                     profiled={"scored": ["c"], "cached": ["a", "b"]})
 
 
 def test_trial_records_are_numbered_per_stage():
@@ -81,7 +83,12 @@ def test_comparison_specs_list_the_baselines_after_the_soup():
 def test_results_json_has_every_key_and_the_best_row(result, tmp_path):
     write_outputs(result, tmp_path / "out")
     data = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert set(data) == {"config", "analysis", "trials", "best", "comparison", "timings"}
+    assert set(data) == {"config", "analysis", "trials", "best", "comparison", "timings", "objective_revision",
+                         "candidates", "profiled", "lineage"}
+    assert data["objective_revision"] == "objrev" and data["lineage"] is None
+    assert data["candidates"]["a"] == {"path": "/ckpt/a", "fingerprint": "fp-a"}
+    assert data["profiled"] == {"scored": ["c"], "cached": ["a", "b"]}
+    assert [t["carried_from"] for t in data["trials"]] == [None, None, None]
     assert data["best"]["trial"] == 1 and data["best"]["test_mean"] == 0.66
     assert [r["kind"] for r in data["comparison"]] == ["soup", "expert", "uniform_all"]
     soup, expert, uniform = data["comparison"]
@@ -109,6 +116,32 @@ def test_trials_csv_columns(result):
     assert list(frame["stage"]) == ["search", "search", "grid"]
     assert {"dev_mean", "w[a]", "w[b]", "p[w.add]", "dev[sort]"} <= set(frame.columns)
     assert frame["dev_mean"].tolist() == [0.61, 0.64, 0.64]
+
+
+def test_a_carried_trial_and_the_lineage_show_in_every_output(result, tmp_path):
+    from dataclasses import replace
+
+    from soup_search.pipeline.lineage import Lineage
+
+    log = [{"stage": "search", "params": {}, "weights": {"all": {"a": 1.0}}, "value": 0.7, "per_category": {},
+            "timings": {"carried_from": "parent-study", "parent_trial": 4}},
+           {"stage": "search", "params": {}, "weights": {"all": {"b": 1.0}}, "value": 0.5, "per_category": {}}]
+    trials = trial_records(log)
+    assert [t.carried_from for t in trials] == ["parent-study", None]
+    lineage = Lineage(parent="/runs/p", parent_study="parent-study", carried=1, seeded=2, fresh=1, skipped=3,
+                      notes=("3 parent trials use a candidate that is gone",))
+    child = replace(result, trials=trials, best=best_trial(trials), lineage=lineage)
+    write_outputs(child, tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert data["lineage"] == {"parent": "/runs/p", "parent_study": "parent-study", "carried": 1, "seeded": 2,
+                               "fresh": 1, "skipped": 3, "notes": ["3 parent trials use a candidate that is gone"]}
+    assert data["trials"][0]["carried_from"] == "parent-study" and data["best"]["trial"] == 0
+    frame = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert frame["carried_from"].fillna("").tolist() == ["parent-study", ""]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Lineage" in report and "trials 1 carried over, 2 seeded, 1 fresh" in report
+    assert "- 3 parent trials use a candidate that is gone" in report
+    assert "## Lineage" not in report_markdown(result)
 
 
 def test_soup_yaml_names_checkpoint_paths(result):

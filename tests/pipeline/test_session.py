@@ -41,7 +41,7 @@ def test_search_sees_no_test_example_and_no_held_out_category_before_the_final_r
     from tests.helpers import spy_calls
 
     cfg, session, root, log = spy_session
-    _, analysis, space = profile_and_analyze(cfg, session, root)
+    _, analysis, space, _ = profile_and_analyze(cfg, session, root)
     search(cfg, session, space, root)
     asked = spy_calls(log)
     assert asked and {(split, held) for split, held, _ in asked} == {("dev", False)}
