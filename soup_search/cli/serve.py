@@ -31,6 +31,8 @@ def serve(
     allowed_root: list[Path] = typer.Option(None, "--allowed-root",
                                             help="folder that submitted configs may name files under (repeat; default DATA_DIR/inputs)"),
     reconcile_s: float = typer.Option(None, "--reconcile-s", help="seconds between reconcile passes (default 2)"),
+    scheduler_s: float = typer.Option(None, "--scheduler-s", help="seconds between watch scheduler passes (default 5)"),
+    lease_s: float = typer.Option(None, "--lease-s", help="seconds the scheduler lease holds unrenewed (default 30)"),
 ) -> None:
     """Run the search service: an authenticated HTTP API that runs searches as Ray Jobs."""
     import os
@@ -40,7 +42,8 @@ def serve(
 
     run_server(_settings(host=host, port=port, db=db, ray_address=ray_address, data_dir=data_dir,
                          max_running=max_running, max_attempts=max_attempts,
-                         allowed_roots=tuple(allowed_root or ()), reconcile_s=reconcile_s))
+                         allowed_roots=tuple(allowed_root or ()), reconcile_s=reconcile_s,
+                         scheduler_s=scheduler_s, lease_s=lease_s))
 
 
 def _database(data_dir: Path | None, db: str | None):

@@ -3,13 +3,20 @@ own data dir, database, embedded Ray head (job server) and tokens; stopped, head
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from soup_search.service.process import ServiceProcess, free_port, make_token, wait_for  # noqa: F401
 
+#: the tiny zoo's candidate that lands later
+NEWCOMER = "expert_add_sort_count"
+#: fast scheduler passes, a lease that lapses soon after a SIGKILL, quick webhook retries
+WATCH_ENV = {"SOUP_SEARCH_SCHEDULER_S": "0.5", "SOUP_SEARCH_LEASE_S": "4", "SOUP_SEARCH_WEBHOOK_ATTEMPTS": "3",
+             "SOUP_SEARCH_WEBHOOK_BACKOFF_S": "0.2"}
 #: seconds a tiny search has to finish
 SEARCH_S = 600.0
 
@@ -31,8 +38,6 @@ def service(service_dir, tiny_zoo):
 
 
 def tiny_config_text(n_trials: int = 4, name: str = "tiny") -> str:
-    import yaml
-
     data = yaml.safe_load((Path(__file__).parents[2] / "configs" / "tiny.yaml").read_text())
     data["name"] = name
     data["search"]["n_trials"] = n_trials
@@ -46,3 +51,44 @@ def wait_state(client: httpx.Client, search_id: str, states: tuple[str, ...], ti
     return wait_for(look, timeout, f"search {search_id} to reach {states}", every=0.5)
 
 
+# ---- watches -----------------------------------------------------------------------------------
+
+def watch_template(n_trials: int = 4) -> dict:
+    """tiny.yaml without candidates: a watch's run-config template."""
+    data = yaml.safe_load(tiny_config_text(n_trials))
+    data.pop("candidates")
+    return data
+
+
+def history(api, watch_id: int) -> list[dict]:
+    return api.get(f"/v1/watches/{watch_id}/history").json()["ticks"]
+
+
+def finished_tick(api, watch_id: int, tick_id: int, timeout: float = SEARCH_S) -> dict:
+    def look():
+        tick = next(t for t in history(api, watch_id) if t["id"] == tick_id)
+        return tick if tick["state"] == "done" else None
+    return wait_for(look, timeout, f"tick {tick_id} of watch {watch_id} to finish", every=0.5)
+
+
+def trigger(api, watch_id: int) -> int:
+    r = api.post(f"/v1/watches/{watch_id}/trigger")
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def run_dir(service: ServiceProcess, search_id: str) -> Path:
+    return service.data_dir / "searches" / search_id / "run"
+
+
+def searches(api) -> list[str]:
+    return [s["id"] for s in api.get("/v1/searches").json()["searches"]]
+
+
+@pytest.fixture
+def watched_models(service, tiny_zoo):
+    """The tiny zoo's checkpoints, copied under the service's allowed root."""
+    root = service.data_dir / "inputs" / "models"
+    for name, path in tiny_zoo.candidates().items():
+        shutil.copytree(path, root / name)
+    return root
