@@ -19,6 +19,7 @@ from soup_search.engine.session import Session
 from soup_search.errors import ConfigError
 from soup_search.pipeline.state import study_name
 from soup_search.scoring.protocol import ScoreResult
+from soup_search.search.baselines import soup_key
 from soup_search.search.lineage import (
     CARRIED_FROM, PARENT_TRIAL, CarryOver, ParentRun, carry_over, newcomers, seed_points,
 )
@@ -100,9 +101,11 @@ def log_carried(session: Session, plan: LineagePlan, stage: str = "search") -> i
     return written
 
 
-def summarize(plan: LineagePlan, evaluations: list[dict]) -> Lineage:
-    """The lineage of a finished search, from its plan and its trial log."""
-    fresh = sum(1 for r in evaluations if r["stage"] == "search" and not (r["timings"] or {}).get(CARRIED_FROM))
+def summarize(plan: LineagePlan, evaluations: list[dict], space: SearchSpace) -> Lineage:
+    """The lineage of a finished search, from its plan and its trial log (``seeded``: the seeds
+    it evaluated, which a budget smaller than the seeds cuts short)."""
+    fresh = [r for r in evaluations if r["stage"] == "search" and not (r["timings"] or {}).get(CARRIED_FROM)]
+    evaluated = {soup_key(space, r["params"]) for r in fresh}
     return Lineage(parent=plan.parent.folder, parent_study=plan.parent.study, carried=len(plan.carry.trials),
-                   seeded=len(plan.seeds), fresh=fresh, skipped=plan.carry.skipped,
-                   notes=plan.carry.notes + plan.notes)
+                   seeded=sum(soup_key(space, p) in evaluated for p in plan.seeds), fresh=len(fresh),
+                   skipped=plan.carry.skipped, notes=plan.carry.notes + plan.notes)

@@ -136,7 +136,7 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
         stages.done("search")
 
         evaluations = session.evaluations()
-        lineage = summarize(plan, evaluations) if plan is not None else None
+        lineage = summarize(plan, evaluations, space) if plan is not None else None
         if lineage is not None:
             progress.note(f"[cyan]lineage:[/] {lineage.line()}" + "".join(f"; {n}" for n in lineage.notes))
         trials = trial_records(evaluations)
