@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from soup_search.config import RESULTS, RunConfig
 from soup_search.engine.session import Session
-from soup_search.errors import ConfigError
+from soup_search.errors import ConfigError, SoupSearchError
 from soup_search.pipeline.state import study_name
 from soup_search.scoring.protocol import ScoreResult
 from soup_search.search.baselines import soup_key
@@ -66,12 +66,12 @@ def read_parent(cfg: RunConfig) -> ParentRun:
     try:
         data = json.loads(path.read_text())
         parent_cfg = RunConfig.model_validate(data["config"])
-    except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+        s, a = parent_cfg.search, data["analysis"]
+        space = SearchSpace.from_analysis(a["experts"], a["alternates"], s.min_weight, s.per_module, weights=s.weights)
+        return ParentRun.from_results(str(path.parent), data, study_name(parent_cfg), space)
+    except (OSError, ValueError, KeyError, TypeError, ValidationError, SoupSearchError) as exc:
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
         raise ConfigError(str(path), [f"not a readable soup-search results file ({reason}); {fix}"]) from None
-    s, a = parent_cfg.search, data["analysis"]
-    space = SearchSpace.from_analysis(a["experts"], a["alternates"], s.min_weight, s.per_module, weights=s.weights)
-    return ParentRun.from_results(str(path.parent), data, study_name(parent_cfg), space)
 
 
 def plan_lineage(cfg: RunConfig, session: Session, space: SearchSpace) -> LineagePlan:

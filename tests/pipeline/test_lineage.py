@@ -59,11 +59,14 @@ def test_a_parent_from_before_fingerprints_names_its_candidates_from_the_analysi
 def test_a_parent_results_file_gone_bad_is_one_config_error(tmp_path):
     write_parent(tmp_path / "p", tmp_path)
     cfg = child_config(tmp_path, "p")
-    (tmp_path / "p" / "results.json").write_text(json.dumps({"config": {"bogus": 1}, "analysis": {}, "trials": []}))
-    with pytest.raises(ConfigError) as err:
-        read_parent(cfg)
-    (problem,) = err.value.problems
-    assert "not a readable soup-search results file" in problem and "\n" not in problem
+    good = json.loads((tmp_path / "p" / "results.json").read_text())
+    for bad in ({"config": {"bogus": 1}, "analysis": {}, "trials": []}, {**good, "analysis": {}},
+                {**good, "trials": [{"stage": "search"}]}):
+        (tmp_path / "p" / "results.json").write_text(json.dumps(bad))
+        with pytest.raises(ConfigError) as err:
+            read_parent(cfg)
+        (problem,) = err.value.problems
+        assert "not a readable soup-search results file" in problem and "\n" not in problem
 
 
 def test_the_summary_counts_the_seeds_the_search_evaluated(tmp_path):
