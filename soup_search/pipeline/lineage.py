@@ -16,9 +16,10 @@ from pydantic import ValidationError
 
 from soup_search.config import RESULTS, RunConfig
 from soup_search.engine.session import Session
-from soup_search.errors import ConfigError
+from soup_search.errors import ConfigError, SoupSearchError
 from soup_search.pipeline.state import study_name
 from soup_search.scoring.protocol import ScoreResult
+from soup_search.search.baselines import soup_key
 from soup_search.search.lineage import (
     CARRIED_FROM, PARENT_TRIAL, CarryOver, ParentRun, carry_over, newcomers, seed_points,
 )
@@ -65,12 +66,12 @@ def read_parent(cfg: RunConfig) -> ParentRun:
     try:
         data = json.loads(path.read_text())
         parent_cfg = RunConfig.model_validate(data["config"])
-    except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+        s, a = parent_cfg.search, data["analysis"]
+        space = SearchSpace.from_analysis(a["experts"], a["alternates"], s.min_weight, s.per_module, weights=s.weights)
+        return ParentRun.from_results(str(path.parent), data, study_name(parent_cfg), space)
+    except (OSError, ValueError, KeyError, TypeError, ValidationError, SoupSearchError) as exc:
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
         raise ConfigError(str(path), [f"not a readable soup-search results file ({reason}); {fix}"]) from None
-    s, a = parent_cfg.search, data["analysis"]
-    space = SearchSpace.from_analysis(a["experts"], a["alternates"], s.min_weight, s.per_module, weights=s.weights)
-    return ParentRun.from_results(str(path.parent), data, study_name(parent_cfg), space)
 
 
 def plan_lineage(cfg: RunConfig, session: Session, space: SearchSpace) -> LineagePlan:
@@ -100,9 +101,11 @@ def log_carried(session: Session, plan: LineagePlan, stage: str = "search") -> i
     return written
 
 
-def summarize(plan: LineagePlan, evaluations: list[dict]) -> Lineage:
-    """The lineage of a finished search, from its plan and its trial log."""
-    fresh = sum(1 for r in evaluations if r["stage"] == "search" and not (r["timings"] or {}).get(CARRIED_FROM))
+def summarize(plan: LineagePlan, evaluations: list[dict], space: SearchSpace) -> Lineage:
+    """The lineage of a finished search, from its plan and its trial log (``seeded``: the seeds
+    it evaluated, which a budget smaller than the seeds cuts short)."""
+    fresh = [r for r in evaluations if r["stage"] == "search" and not (r["timings"] or {}).get(CARRIED_FROM)]
+    evaluated = {soup_key(space, r["params"]) for r in fresh}
     return Lineage(parent=plan.parent.folder, parent_study=plan.parent.study, carried=len(plan.carry.trials),
-                   seeded=len(plan.seeds), fresh=fresh, skipped=plan.carry.skipped,
-                   notes=plan.carry.notes + plan.notes)
+                   seeded=sum(soup_key(space, p) in evaluated for p in plan.seeds), fresh=len(fresh),
+                   skipped=plan.carry.skipped, notes=plan.carry.notes + plan.notes)

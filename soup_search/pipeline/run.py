@@ -108,7 +108,8 @@ def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, pr
     if lineage is not None:
         log_carried(session, lineage)
     prune = s.prune and s.sampler != "grid"  # the paper's grid scores every point in full
-    with progress.task(f"search ({s.sampler})", n_main) as advance:
+    carried = f", {len(lineage.carry.trials)} carried over" if lineage is not None else ""
+    with progress.task(f"search ({s.sampler}{carried})", n_main) as advance:
         run_study(TrialContext.of(session, space, "search", chunks=s.chunks if prune else 1), storage_url=url,
                   study_name=study, n_trials=n_main, sampler=s.sampler, seed=s.seed, points=main_points,
                   concurrency=concurrency, tune_dir=state / "tune", on_trial=advance, prune=prune)
@@ -136,7 +137,7 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
         stages.done("search")
 
         evaluations = session.evaluations()
-        lineage = summarize(plan, evaluations) if plan is not None else None
+        lineage = summarize(plan, evaluations, space) if plan is not None else None
         if lineage is not None:
             progress.note(f"[cyan]lineage:[/] {lineage.line()}" + "".join(f"; {n}" for n in lineage.notes))
         trials = trial_records(evaluations)
