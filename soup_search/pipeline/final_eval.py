@@ -102,6 +102,8 @@ class RunResult:
     timings: Mapping[str, float] = field(default_factory=dict)
     #: the objective's identity (:meth:`ObjectiveSpec.fingerprint`) and each candidate's content fingerprint
     objective_revision: str = ""
+    #: the objective's category weights (None: every category counts 1), for comparisons made later
+    category_weights: Mapping[str, float] | None = None
     candidate_fps: Mapping[str, str] = field(default_factory=dict)
     #: the candidates profiled now ("scored") and those the score cache answered ("cached")
     profiled: Mapping[str, Sequence[str]] = field(default_factory=lambda: {"scored": [], "cached": []})
@@ -126,6 +128,7 @@ class RunResult:
             "comparison": [r.to_json() for r in self.comparison],
             "timings": dict(self.timings),
             "objective_revision": self.objective_revision,
+            "category_weights": dict(self.category_weights) if self.category_weights else None,
             "candidates": {n: {"path": str(p), "fingerprint": self.candidate_fps.get(n)}
                            for n, p in self.candidate_paths.items()},
             "profiled": {k: list(v) for k, v in self.profiled.items()},

@@ -156,6 +156,7 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
     result = RunResult(config=cfg, analysis=analysis, scores=frame, trials=trials, best=best,
                        comparison=comparison, candidate_paths={c.name: c.path for c in candidates.members},
                        timings=stages.total(), objective_revision=session.spec.fingerprint(),
+                       category_weights=session.spec.category_weights,
                        candidate_fps=dict(session.candidate_fps), profiled=profiled, lineage=lineage)
     write_outputs(result, out)
     return result

@@ -28,6 +28,10 @@ from soup_search.io.checkpoint import fingerprint_of
 FETCH_TIMEOUT_S = 30.0
 
 
+#: the model column of :attr:`Revision.score_table`
+SCORE_TABLE_MODEL_COLUMN = "model"
+
+
 class SourceError(SoupSearchError):
     """A source cannot be read now (missing, unreachable, malformed); a watch records it and tries again."""
 
@@ -39,8 +43,9 @@ class Revision:
     categories: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
-    #: a leaderboard's bytes as read (the run's score table); not stored with the revision
-    content: bytes = field(default=b"", repr=False, compare=False)
+    #: a leaderboard's score table as the run reads it (CSV: the rows with a checkpoint, the
+    #: chosen categories, as numbers; column ``model``); not stored with the revision
+    score_table: bytes = field(default=b"", repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {"id": self.id, "candidates": {n: list(v) for n, v in self.candidates.items()},
@@ -100,8 +105,10 @@ def read_leaderboard(location: str, model_column: str = "Model", checkpoints: Ma
             continue
         found[model] = (str(Path(folder).resolve()), _fingerprint(Path(folder)))
     revision = tag or "sha256:" + hashlib.sha256(content).hexdigest()[:16]
+    kept = table.loc[list(found)]
     return Revision(id=revision, candidates=found, categories=tuple(table.columns),
-                    columns=tuple(c.strip() for c in header.split(",")), notes=tuple(notes), content=content)
+                    columns=tuple(c.strip() for c in header.split(",")), notes=tuple(notes),
+                    score_table=kept.to_csv(index_label=SCORE_TABLE_MODEL_COLUMN).encode())
 
 
 def read_folder(pattern: str) -> Revision:

@@ -168,14 +168,14 @@ class Ticker:
         self.wake()
 
     def _snapshot(self, tick_id: int, source: dict, revision: Revision) -> Path | None:
-        """The leaderboard exactly as this tick read it, for the run's score table."""
-        if source["kind"] != "leaderboard" or not revision.content:
+        """The leaderboard's score table as this tick read it, for the run."""
+        if source["kind"] != "leaderboard" or not revision.score_table:
             return None
         with self.db.session() as s:
             watch_id = s.get(Tick, tick_id).watch_id
-        path = watch_dir(self.settings, watch_id) / "ticks" / str(tick_id) / "leaderboard.csv"
+        path = watch_dir(self.settings, watch_id) / "ticks" / str(tick_id) / "scores.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(revision.content)
+        path.write_bytes(revision.score_table)
         return path.resolve()
 
     def _await_search(self, tick_id: int) -> None:

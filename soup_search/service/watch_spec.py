@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from soup_search.config import _pydantic_problems
 from soup_search.errors import ConfigError
 from soup_search.service import intake, schedule
-from soup_search.service.sources import Revision, SourceError, read_source
+from soup_search.service.sources import SCORE_TABLE_MODEL_COLUMN, Revision, SourceError, read_source
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,47}$")
 #: template keys the watch owns
@@ -118,7 +118,7 @@ def child_config(template: dict, source: dict, revision: Revision, scores_csv: P
     if source["kind"] == "leaderboard" and source.get("use_scores", True) and scores_csv is not None:
         rename = {row: Path(folder).name for row, (folder, _) in revision.candidates.items()
                   if Path(folder).name != row}
-        data["scores"] = {"csv": str(scores_csv), "model_column": source.get("model_column", "Model"),
+        data["scores"] = {"csv": str(scores_csv), "model_column": SCORE_TABLE_MODEL_COLUMN,
                           **({"rename": rename} if rename else {})}
         if source.get("categories") and not (data.get("analysis") or {}).get("categories"):
             data.setdefault("analysis", {})["categories"] = list(source["categories"])

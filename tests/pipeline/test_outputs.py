@@ -84,8 +84,8 @@ def test_results_json_has_every_key_and_the_best_row(result, tmp_path):
     write_outputs(result, tmp_path / "out")
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(data) == {"config", "analysis", "trials", "best", "comparison", "timings", "objective_revision",
-                         "candidates", "profiled", "lineage"}
-    assert data["objective_revision"] == "objrev" and data["lineage"] is None
+                         "candidates", "profiled", "lineage", "category_weights"}
+    assert data["objective_revision"] == "objrev" and data["lineage"] is None and data["category_weights"] is None
     assert data["candidates"]["a"] == {"path": "/ckpt/a", "fingerprint": "fp-a"}
     assert data["profiled"] == {"scored": ["c"], "cached": ["a", "b"]}
     assert [t["carried_from"] for t in data["trials"]] == [None, None, None]
