@@ -3,7 +3,10 @@ own data dir, database, embedded Ray head (job server) and tokens; stopped, head
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -17,6 +20,7 @@ NEWCOMER = "expert_add_sort_count"
 #: fast scheduler passes, a lease that lapses soon after a SIGKILL, quick webhook retries
 WATCH_ENV = {"SOUP_SEARCH_SCHEDULER_S": "0.5", "SOUP_SEARCH_LEASE_S": "4", "SOUP_SEARCH_WEBHOOK_ATTEMPTS": "3",
              "SOUP_SEARCH_WEBHOOK_BACKOFF_S": "0.2"}
+ROOT = Path(__file__).resolve().parents[2]
 #: seconds a tiny search has to finish
 SEARCH_S = 600.0
 
@@ -92,3 +96,25 @@ def watched_models(service, tiny_zoo):
     for name, path in tiny_zoo.candidates().items():
         shutil.copytree(path, root / name)
     return root
+
+
+# ---- the client as a user runs it ---------------------------------------------------------------
+
+def remote(*args: str, server: str, token: str | None = "unused", timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m soup_search remote ARGS`` with the server and token in the environment."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SOUP_SEARCH_SERVER", "SOUP_SEARCH_TOKEN")}
+    env |= {"SOUP_SEARCH_SERVER": server, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
+    if token is not None:
+        env["SOUP_SEARCH_TOKEN"] = token
+    return subprocess.run([sys.executable, "-m", "soup_search", "remote", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env)
+
+
+def one_line_error(done: subprocess.CompletedProcess) -> str:
+    """The stderr of a command that failed as a user error: exit 2, one line, no traceback."""
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]

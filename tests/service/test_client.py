@@ -5,41 +5,16 @@ timeouts as one line with exit 2. One service start for the whole file."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from soup_search.errors import SoupSearchError
 from soup_search.service.client import Client
-from tests.service.conftest import SEARCH_S, Service, free_port, make_token, tiny_config_text
+from tests.service.conftest import SEARCH_S, Service, free_port, make_token, one_line_error, remote, tiny_config_text
 
-ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 SEARCH_ID = "client-e2e"
-
-
-def remote(*args: str, server: str, token: str | None = "unused", timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m soup_search remote ARGS`` with the server and token in the environment."""
-    env = {k: v for k, v in os.environ.items() if k not in ("SOUP_SEARCH_SERVER", "SOUP_SEARCH_TOKEN")}
-    env |= {"SOUP_SEARCH_SERVER": server, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
-    if token is not None:
-        env["SOUP_SEARCH_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "soup_search", "remote", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=env)
-
-
-def one_line_error(done: subprocess.CompletedProcess) -> str:
-    """The stderr of a command that failed as a user error: exit 2, one line, no traceback."""
-    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 # -- no server needed -----------------------------------------------------------------------

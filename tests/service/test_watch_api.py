@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.helpers import make_candidates
-from tests.service.conftest import Service, free_port, make_token, tiny_config_text, wait_for
+from tests.service.conftest import Service, free_port, make_token, one_line_error, remote, tiny_config_text, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +102,28 @@ def test_a_watch_is_created_triggered_once_at_a_time_and_deleted(api):
     audited = {row[:2] for row in db.execute("SELECT method, path, status FROM audit")}
     assert ("POST", f"/v1/watches/{watch['id']}/trigger") in audited and ("DELETE", f"/v1/watches/{watch['id']}") in audited
     assert db.execute("SELECT outcome FROM ticks WHERE id = ?", (tick_id,)).fetchone() == ("deleted",)
+
+
+def test_the_client_manages_watches_and_refuses_bad_ones_in_one_line(api, tmp_path):
+    svc, tokens = api
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(watch_body(name="cli", schedule={"cron": "99 * * * *"})))
+    line = one_line_error(remote("watch", "create", str(bad), server=svc.url, token=tokens["alice"]))
+    assert "'schedule.cron': '99 * * * *' is not a cron expression" in line
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(watch_body(name="cli")))
+    created = remote("watch", "create", str(good), server=svc.url, token=tokens["alice"])
+    assert created.returncode == 0, created.stderr
+    watch_id = created.stdout.strip()
+    assert watch_id.isdigit() and "webhook secret (shown only now)" in created.stderr
+    listed = remote("watch", "list", server=svc.url, token=tokens["reader"])
+    assert listed.returncode == 0 and "cli" in listed.stdout and "folder:" in listed.stdout
+    fired = remote("watch", "trigger", watch_id, server=svc.url, token=tokens["alice"])
+    assert fired.returncode == 0 and "tick" in fired.stdout
+    line = one_line_error(remote("watch", "trigger", watch_id, server=svc.url, token=tokens["alice"]))
+    assert "409" in line and "open" in line
+    shown = remote("watch", "history", watch_id, server=svc.url, token=tokens["reader"])
+    assert shown.returncode == 0 and "manual" in shown.stdout
+    line = one_line_error(remote("watch", "champion", watch_id, server=svc.url, token=tokens["reader"]))
+    assert "no champion yet" in line
+    assert remote("watch", "delete", watch_id, server=svc.url, token=tokens["alice"]).returncode == 0
