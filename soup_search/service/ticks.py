@@ -197,7 +197,8 @@ class Ticker:
             policy = dict(watch.policy)
             folder = watch_dir(self.settings, watch.id)
         results = json.loads((run_dir / "results.json").read_text())
-        lineage = dict(results.get("lineage") or {}) | {"chain": chain}
+        fresh = sum(1 for t in results["trials"] if t["stage"] == "search" and not t.get("carried_from"))
+        lineage = dict(results.get("lineage") or {"carried": 0, "seeded": 0, "fresh": fresh}) | {"chain": chain}
         current = champion.champion_dir(folder) if champion_search else None
         decision = gate.decide(run_dir, current, margin=float(policy.get("margin", 0.0)),
                                tolerance=float(policy.get("tolerance", 0.02)))
