@@ -7,6 +7,8 @@ Use the checkpoints instead of mocking tensors: every test that needs a candidat
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import torch
@@ -115,3 +117,42 @@ def spy_calls(log: str | Path) -> list[tuple[str, bool, frozenset]]:
     if not path.exists():
         return []
     return [(s, h == "True", frozenset(c.split(","))) for s, h, c in (line.split() for line in path.read_text().splitlines())]
+
+
+class LoopbackHTTP:
+    """A real HTTP server on 127.0.0.1 (a leaderboard, a webhook receiver): GET answers ``text``
+    with ``etag`` when set and counts ``gets``; POST keeps (headers, body) in ``posts`` and answers
+    ``status``. ``url`` is its base URL; ``close()`` stops it."""
+
+    def __init__(self, text: str = "", etag: str | None = None, status: int = 200):
+        self.text, self.etag, self.status = text, etag, status
+        self.gets, self.posts = 0, []
+        me = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                me.gets += 1
+                body = me.text.encode()
+                self.send_response(200)
+                if me.etag:
+                    self.send_header("ETag", me.etag)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                me.posts.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(me.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

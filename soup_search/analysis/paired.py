@@ -64,6 +64,17 @@ def objective_of(correct: Sequence[float], categories: Sequence[str],
     return float(sum(wi * x[labels == c].mean() for c, wi in zip(cats, w)))
 
 
+def example_bits(correct: Mapping[str, str], categories: Sequence[str]) -> tuple[list[int], list[str]]:
+    """Per-example correctness stored as one "0"/"1" string per category, flattened in
+    ``categories`` order: (the bits, each example's category)."""
+    values: list[int] = []
+    labels: list[str] = []
+    for c in categories:
+        values += [int(b) for b in correct[c]]
+        labels += [c] * len(correct[c])
+    return values, labels
+
+
 def paired_delta(a: Sequence[float], b: Sequence[float], categories: Sequence[str],
                  weights: Mapping[str, float] | None = None, seed: int = 0) -> PairedDelta:
     """Compare soup ``a`` with soup ``b``: per-example correctness (0/1) of both on the same

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from soup_search.analysis.paired import PairedDelta, paired_delta
+from soup_search.analysis.paired import PairedDelta, example_bits, paired_delta
 from soup_search.analysis.soce import Analysis
 from soup_search.config import RunConfig
 from soup_search.engine.session import Session
@@ -174,14 +174,6 @@ def comparison_specs(candidate_names: Sequence[str], space: SearchSpace, analysi
     return specs
 
 
-def _bits(row: ComparisonRow, categories: Sequence[str]) -> tuple[list[int], list[str]]:
-    values, labels = [], []
-    for c in categories:
-        values += [int(b) for b in row.test_correct[c]]
-        labels += [c] * len(row.test_correct[c])
-    return values, labels
-
-
 def paired_with_best(rows: Sequence[ComparisonRow], weights: Mapping[str, float] | None = None,
                      held_out_categories: Sequence[str] = (), seed: int = 0) -> tuple[ComparisonRow, ...]:
     """Each row after the first (the best soup) with the paired difference best soup − row on
@@ -190,13 +182,13 @@ def paired_with_best(rows: Sequence[ComparisonRow], weights: Mapping[str, float]
     best = rows[0]
     searched = [c for c in best.test_correct if best.test_correct[c] and c not in held_out_categories]
     held = [c for c in best.test_correct if best.test_correct[c] and c in held_out_categories]
-    a, labels = _bits(best, searched)
-    held_a, held_labels = _bits(best, held)
+    a, labels = example_bits(best.test_correct, searched)
+    held_a, held_labels = example_bits(best.test_correct, held)
     out = [best]
     for row in rows[1:]:
-        row = replace(row, vs_best=paired_delta(a, _bits(row, searched)[0], labels, weights, seed=seed))
+        row = replace(row, vs_best=paired_delta(a, example_bits(row.test_correct, searched)[0], labels, weights, seed=seed))
         if held:
-            row = replace(row, transfer_vs_best=paired_delta(held_a, _bits(row, held)[0], held_labels, weights,
+            row = replace(row, transfer_vs_best=paired_delta(held_a, example_bits(row.test_correct, held)[0], held_labels, weights,
                                                              seed=seed))
         out.append(row)
     return tuple(out)

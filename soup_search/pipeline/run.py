@@ -31,7 +31,7 @@ from soup_search.pipeline.progress import SILENT, Progress
 from soup_search.pipeline.state import (
     mark_state, prepare_state, storage_url, study_name,
 )
-from soup_search.search.baselines import baseline_points, soup_key
+from soup_search.search.baselines import baseline_points, distinct_points
 from soup_search.search.grid import simplex_grid
 from soup_search.search.space import SearchSpace
 from soup_search.search.trial import TrialContext
@@ -81,17 +81,6 @@ def profile_and_analyze(cfg: RunConfig, session: Session, state: Path, progress:
     return frame, analysis, space, profiled
 
 
-def first_points(space: SearchSpace, points: list[dict], carried: list[dict]) -> list[dict]:
-    """``points`` in order, without repeated soups or soups a carried trial already holds."""
-    seen, out = {soup_key(space, p) for p in carried}, []
-    for p in points:
-        key = soup_key(space, p)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
-
-
 def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, progress: Progress = SILENT,
            lineage: LineagePlan | None = None) -> None:
     """The study (model-based sampler, or the paper grid), then the grid too when ``search.grid``.
@@ -102,7 +91,7 @@ def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, pr
     grid = simplex_grid(len(space.groups)) if (s.sampler == "grid" or s.grid) else []
     main_points = baseline_points(space, grid if s.sampler == "grid" else ())
     if lineage is not None:
-        main_points = first_points(space, [*lineage.seeds, *main_points], [t.params for t in lineage.carry.trials])
+        main_points = distinct_points(space, [*lineage.seeds, *main_points], [t.params for t in lineage.carry.trials])
     n_main = len(main_points) if s.sampler == "grid" else s.n_trials
     mark_state(cfg, state)
     if lineage is not None:

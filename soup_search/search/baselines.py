@@ -23,10 +23,15 @@ def baseline_points(space: SearchSpace, grid_points: Sequence[Sequence[float]] =
     if k > 1:
         candidates += [space.params_for([1.0 if j == i else 0.0 for j in range(k)]) for i in range(k)]
     candidates += [space.params_for(list(w)) for w in grid_points]
-    points, seen = [], set()
-    for p in candidates:
+    return distinct_points(space, candidates)
+
+
+def distinct_points(space: SearchSpace, points: list[dict], taken: list[dict] = ()) -> list[dict]:
+    """``points`` in order, without repeated soups or soups that ``taken`` already holds."""
+    seen, out = {soup_key(space, p) for p in taken}, []
+    for p in points:
         key = soup_key(space, p)
         if key not in seen:
             seen.add(key)
-            points.append(p)
-    return points
+            out.append(p)
+    return out

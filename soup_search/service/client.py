@@ -54,6 +54,17 @@ def server_error(response: httpx.Response) -> SoupSearchError:
                                      f"{response.reason_phrase}: {message}"))
 
 
+def _text(given: str | Path, what: str) -> str:
+    """A :class:`~pathlib.Path` read here, or the text itself."""
+    if not isinstance(given, Path):
+        return given
+    try:
+        return given.read_text()
+    except OSError as err:
+        raise SoupSearchError(f"cannot read {what} {str(given)!r} ({err.strerror or err}); "
+                              "give the path of a YAML file") from None
+
+
 class Client:
     """The service's API over one httpx connection pool; close it (or use it in ``with``)."""
 
@@ -113,12 +124,7 @@ class Client:
     def submit(self, config: str | Path, id: str | None = None) -> dict:
         """Create a search from a config: a :class:`~pathlib.Path` is read here, a ``str`` is the
         YAML text itself. The same ``id`` and config twice create one search."""
-        if isinstance(config, Path):
-            try:
-                config = config.read_text()
-            except OSError as err:
-                raise SoupSearchError(f"cannot read config {str(config)!r} ({err.strerror or err}); "
-                                      "give the path of a YAML config") from None
+        config = _text(config, "config")
         params = {"id": id} if id is not None else None
         return self._json("POST", "/v1/searches", content=config.encode(), params=params,
                           headers={"Content-Type": "text/yaml"})
@@ -193,12 +199,7 @@ class Client:
     def create_watch(self, spec: str | Path) -> dict:
         """Create a watch from its YAML spec (a Path is read here; a str is the text). The answer
         holds the webhook secret, shown only this once."""
-        if isinstance(spec, Path):
-            try:
-                spec = spec.read_text()
-            except OSError as err:
-                raise SoupSearchError(f"cannot read watch spec {str(spec)!r} ({err.strerror or err}); "
-                                      "give the path of a YAML file") from None
+        spec = _text(spec, "watch spec")
         return self._json("POST", "/v1/watches", content=spec.encode(), headers={"Content-Type": "text/yaml"})
 
     def watches(self) -> list[dict]:

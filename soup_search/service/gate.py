@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from soup_search.analysis.paired import paired_delta
+from soup_search.analysis.paired import example_bits, paired_delta
 
 BEST = "best soup"
 
@@ -48,14 +48,6 @@ class Run:
         return {c: float(v) for c, v in self.results["best"]["test_per_category"].items() if c not in self.held_out}
 
 
-def _bits(run: Run, categories: list[str]) -> tuple[list[int], list[str]]:
-    values, labels = [], []
-    for c in categories:
-        values += [int(b) for b in run.per_example[c]]
-        labels += [c] * len(run.per_example[c])
-    return values, labels
-
-
 def decide(challenger_dir: Path, champion_dir: Path | None, margin: float = 0.0, tolerance: float = 0.02,
            seed: int = 0) -> dict:
     """The gate's decision: ``promoted``, ``reasons`` (why not, or why), and its numbers."""
@@ -75,8 +67,8 @@ def decide(challenger_dir: Path, champion_dir: Path | None, margin: float = 0.0,
     if missing:
         return out | {"promoted": False, "reasons": [
             f"the champion has no matching test examples for {', '.join(missing)}"]}
-    a, labels = _bits(new, categories)
-    b, _ = _bits(old, categories)
+    a, labels = example_bits(new.per_example, categories)
+    b, _ = example_bits(old.per_example, categories)
     d = paired_delta(a, b, labels, new.weights, seed=seed)
     drops = {c: round(old.test_per_category[c] - new.test_per_category[c], 6)
              for c in categories if c in old.test_per_category and c in new.test_per_category}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -19,7 +18,7 @@ from soup_search.service.scheduler import take_lease
 from soup_search.service.settings import Settings
 from soup_search.service.ticks import Ticker
 from soup_search.service.webhooks import SIGNATURE, Deliverer, emit, sign, verify
-from tests.helpers import make_candidates
+from tests.helpers import LoopbackHTTP, make_candidates
 from tests.service.conftest import tiny_config_text, wait_for
 
 
@@ -101,33 +100,6 @@ def test_a_tick_queues_a_search_then_sees_no_change_then_a_source_error(db, tmp_
         assert tick.outcome == "source_error" and "does not exist" in tick.notes[0]
 
 
-class Receiver:
-    """A webhook receiver on loopback answering ``status``; keeps what it got."""
-
-    def __init__(self, status: int):
-        self.status, self.got = status, []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.got.append((dict(self.headers), body))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_signatures_verify_and_refuse_tampering_and_replays():
     body = b'{"event":"champion.promoted"}'
     header = sign("k", body, timestamp=1000)
@@ -139,9 +111,9 @@ def test_signatures_verify_and_refuse_tampering_and_replays():
 
 
 def test_deliveries_are_signed_retried_and_given_up(db, tmp_path):
-    good, bad = Receiver(200), Receiver(500)
+    good, bad = LoopbackHTTP(status=200), LoopbackHTTP(status=500)
     try:
-        wid = add_watch(db, tmp_path, webhooks=[good.url, bad.url])
+        wid = add_watch(db, tmp_path, webhooks=[f"{good.url}/hook", f"{bad.url}/hook"])
         with db.session() as s:
             emit(s, s.get(Watch, wid), "champion.promoted", {"search": "s-1"})
         deliverer = Deliverer(db, attempts=3, backoff_s=0.01, timeout_s=5)
@@ -153,9 +125,9 @@ def test_deliveries_are_signed_retried_and_given_up(db, tmp_path):
                 return rows if all(r.state != "pending" for r in rows) else None
         rows = wait_for(settled, 30, "the deliveries to settle", every=0.01)
         assert [(r.url, r.state, r.attempts, r.last_status) for r in rows] == [
-            (good.url, "delivered", 1, 200), (bad.url, "failed", 3, 500)]
-        assert len(bad.got) == 3 and len(good.got) == 1
-        headers, body = good.got[0]
+            (f"{good.url}/hook", "delivered", 1, 200), (f"{bad.url}/hook", "failed", 3, 500)]
+        assert len(bad.posts) == 3 and len(good.posts) == 1
+        headers, body = good.posts[0]
         assert verify("s" * 64, headers[SIGNATURE], body) and headers["X-Soup-Search-Event"] == "champion.promoted"
         assert b'"search":"s-1"' in body
         deliverer.close()

@@ -4,44 +4,18 @@ or read from disk, and a folder of real tiny checkpoints; their revisions, notes
 from __future__ import annotations
 
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from soup_search.service.sources import SourceError, diff, read_folder, read_leaderboard
-from tests.helpers import make_candidates, make_checkpoint
+from tests.helpers import LoopbackHTTP, make_candidates, make_checkpoint
 
 
-class Board:
-    """A leaderboard CSV on a loopback HTTP server; ``etag`` None sends none."""
-
-    def __init__(self, text: str, etag: str | None = '"v1"'):
-        self.text, self.etag, self.hits = text, etag, 0
-        board = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                board.hits += 1
-                body = board.text.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/csv")
-                if board.etag:
-                    self.send_header("ETag", board.etag)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/board.csv"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+def Board(text: str, etag: str | None = '"v1"') -> LoopbackHTTP:
+    """A leaderboard CSV on a loopback HTTP server; ``etag`` None sends none. Its CSV is at ``url``."""
+    server = LoopbackHTTP(text, etag)
+    server.url += "/board.csv"
+    return server
 
 
 def csv(rows: dict[str, list[str]], categories: list[str]) -> str:
@@ -87,7 +61,7 @@ def test_without_an_etag_the_content_is_the_revision(models, tmp_path):
     try:
         a = read_leaderboard(board.url, checkpoints={"m0": str(models / "m0"), "m1": str(models / "m1")})
         b = read_leaderboard(board.url, checkpoints={"m0": str(models / "m0"), "m1": str(models / "m1")})
-        assert a.id.startswith("sha256:") and a.id == b.id and board.hits == 2
+        assert a.id.startswith("sha256:") and a.id == b.id and board.gets == 2
         board.text = csv({"m0": ["51%"], "m1": ["40%"]}, ["math"])
         assert read_leaderboard(board.url, checkpoint_root=str(models)).id != a.id
     finally:

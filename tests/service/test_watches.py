@@ -8,65 +8,29 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 
 from soup_search.service.webhooks import SIGNATURE, verify
+from tests.helpers import LoopbackHTTP
 from tests.service.conftest import (
     NEWCOMER, WATCH_ENV, finished_tick, history, make_token, run_dir, searches, trigger, wait_for, watch_template,
 )
 
-class Server:
-    """A loopback HTTP server: GET serves a CSV with an ETag; POST records a webhook and answers ``status``."""
-
-    def __init__(self, status: int = 200):
-        self.text, self.etag, self.status, self.posts, self.gets = "", '"v0"', status, [], 0
-        me = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                me.gets += 1
-                body = me.text.encode()
-                self.send_response(200)
-                self.send_header("ETag", me.etag)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                me.posts.append((dict(self.headers), body))
-                self.send_response(me.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def board(self, rows: list[str], categories=("add", "sort"), etag: str = '"v1"') -> None:
-        self.text = "\n".join([",".join(["Model", *categories])] +
-                              [",".join([r, *(f"{50 + i}%" for i, _ in enumerate(categories))]) for r in rows]) + "\n"
-        self.etag = etag
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def board_csv(rows: list[str], categories=("add", "sort")) -> str:
+    """A leaderboard: a row per model, a column per category."""
+    return "\n".join([",".join(["Model", *categories])] +
+                     [",".join([r, *(f"{50 + i}%" for i, _ in enumerate(categories))]) for r in rows]) + "\n"
 
 
 def test_a_leaderboard_watch_finds_a_champion_then_a_child_search_carries_over(service, watched_models, tmp_path):
     service.env = WATCH_ENV | {"SOUP_SEARCH_CACHE_DIR": str(tmp_path / "cache")}  # a cold score cache
     models = watched_models
-    board, hook, dead = Server(), Server(200), Server(500)
+    board, hook, dead = LoopbackHTTP(etag='"v1"'), LoopbackHTTP(status=200), LoopbackHTTP(status=500)
     try:
         rows = sorted(p.name for p in models.iterdir() if p.name != NEWCOMER)
-        board.board(rows)
+        board.text = board_csv(rows)
         token = make_token(service.data_dir, "alice", "write")
         service.start()
         with service.client(token) as api:
@@ -94,7 +58,7 @@ def test_a_leaderboard_watch_finds_a_champion_then_a_child_search_carries_over(s
             assert unchanged["outcome"] == "no_change" and unchanged["search"] is None and searches(api) == known
 
             # a row for a new checkpoint: a child of the first search
-            board.board(sorted([*rows, NEWCOMER]), etag='"v2"')
+            board.text, board.etag = board_csv(sorted([*rows, NEWCOMER])), '"v2"'
             child = finished_tick(api, wid, trigger(api, wid))
             assert child["outcome"] in ("promoted", "kept"), child
             assert child["diff"]["candidates_added"] == [NEWCOMER] and child["parent_search"] == first["search"]
@@ -123,13 +87,13 @@ def test_a_leaderboard_watch_finds_a_champion_then_a_child_search_carries_over(s
 
             def given_up():
                 rows_ = api.get(f"/v1/watches/{wid}/deliveries").json()["deliveries"]
-                dead_rows = [d for d in rows_ if d["url"].startswith(dead.url)]
+                dead_rows = [d for d in rows_ if d["url"] == f"{dead.url}/hook"]
                 return dead_rows if dead_rows and all(d["state"] == "failed" for d in dead_rows) else None
             dead_rows = wait_for(given_up, 60, "the dead receiver's deliveries to be given up", every=0.2)
             assert all(d["attempts"] == 3 and d["last_status"] == 500 for d in dead_rows)
 
             # a category column appears: the history names the schema change, and nothing is carried over
-            board.board(sorted([*rows, NEWCOMER]), categories=("add", "sort", "agents"), etag='"v3"')
+            board.text, board.etag = board_csv(sorted([*rows, NEWCOMER]), ("add", "sort", "agents")), '"v3"'
             tick = trigger(api, wid)
 
             def searching():
