@@ -5,11 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+from sqlalchemy.exc import SQLAlchemyError
 
 from soup_search.config import RunConfig
 from soup_search.pipeline.state import STATE, storage_url, study_name
 
 DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def _read_only(url: str) -> str:
+    """An SQLite URL opened read-only (others as they are)."""
+    prefix = "sqlite:///"
+    return f"{prefix}file:{url[len(prefix):]}?mode=ro&uri=true" if url.startswith(prefix) else url
 
 
 def read_progress(cfg: RunConfig, out_dir: str | Path) -> dict:
@@ -20,11 +27,18 @@ def read_progress(cfg: RunConfig, out_dir: str | Path) -> dict:
     empty = {"trials": 0, "budget": budget, "best_dev": None, "trials_per_min": None}
     if not (state / "optuna.sqlite").is_file():
         return empty
-    storage = optuna.storages.RDBStorage(storage_url(cfg, state))
+    # read-only: only the run writes its study. A reader that opened the storage for writing would
+    # race the run creating its tables in a new file (both insert Optuna's schema version; the run
+    # lost that race once and failed)
+    try:
+        storage = optuna.storages.RDBStorage(_read_only(storage_url(cfg, state)), skip_compatibility_check=True,
+                                             skip_table_creation=True)
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError):  # its tables are not there yet
+        return empty
     try:
         study = optuna.load_study(study_name=study_name(cfg), storage=storage)
         trials = study.get_trials(deepcopy=False, states=DONE)
-    except KeyError:  # the run has not created its study yet
+    except (KeyError, SQLAlchemyError, optuna.exceptions.StorageInternalError):  # no study yet
         return empty
     finally:
         storage.engine.dispose()
