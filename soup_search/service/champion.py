@@ -43,11 +43,10 @@ def provenance(results: dict, search_id: str, revision: dict | None, lineage: li
     }
 
 
-def promote(watch_dir: Path, run_dir: Path, record: dict, keep_checkpoint: bool = True) -> Path:
-    """Make ``run_dir``'s best soup the champion; returns the champion folder."""
+def promote(watch_dir: Path, run_dir: Path, results: dict, record: dict, keep_checkpoint: bool = True) -> Path:
+    """Make ``run_dir``'s best soup (``results``: its results.json) the champion; returns the champion folder."""
     target = champion_dir(watch_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads((run_dir / "results.json").read_text())
     recipe = MergeRecipe.model_validate(results["best"]["recipe"])
     sources = {name: (info or {}).get("path", "") for name, info in (results.get("candidates") or {}).items()}
     with atomic_dir(target, overwrite=True) as tmp:

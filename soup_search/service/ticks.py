@@ -77,7 +77,7 @@ class Ticker:
         current = open_tick(s, watch.id)
         if current is not None:
             raise Busy(f"watch {watch.name} has tick {current.id} open ({current.state}); "
-                       "wait for it (GET /v1/watches/{id}/history)")
+                       f"wait for it (GET /v1/watches/{watch.id}/history)")
         now = utcnow()
         tick = Tick(watch_id=watch.id, kind="manual", due_at=now, state=PENDING, notes=[], created_at=now)
         s.add(tick)
@@ -122,7 +122,7 @@ class Ticker:
             if watch.deleted:
                 tick.state, tick.outcome, tick.finished_at = DONE, "deleted", utcnow()
                 return
-            source, last = dict(watch.source), watch.revision
+            source, last, watch_id = dict(watch.source), watch.revision, watch.id
         try:
             revision = read_source(source)
         except SourceError as exc:
@@ -135,7 +135,7 @@ class Ticker:
             self._close(tick_id, "no_change", f"source revision {revision.id} unchanged")
             return
         change = diff(Revision.from_json(last) if last else None, revision)
-        snapshot = self._snapshot(tick_id, source, revision)
+        snapshot = self._snapshot(watch_id, tick_id, source, revision)
         with self.lock, self.db.session() as s:
             tick = s.get(Tick, tick_id)
             if tick.state != PENDING:
@@ -167,12 +167,10 @@ class Ticker:
             tick.notes, tick.state = notes, SEARCHING
         self.wake()
 
-    def _snapshot(self, tick_id: int, source: dict, revision: Revision) -> Path | None:
+    def _snapshot(self, watch_id: int, tick_id: int, source: dict, revision: Revision) -> Path | None:
         """The leaderboard's score table as this tick read it, for the run."""
         if source["kind"] != "leaderboard" or not revision.score_table:
             return None
-        with self.db.session() as s:
-            watch_id = s.get(Tick, tick_id).watch_id
         path = watch_dir(self.settings, watch_id) / "ticks" / str(tick_id) / "scores.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(revision.score_table)
@@ -207,7 +205,7 @@ class Ticker:
             with self.db.session() as s:
                 revision = s.get(Tick, tick_id).revision
             record = champion.provenance(results, search.id, revision, chain, decision)
-            champion.promote(folder, run_dir, record, keep_checkpoint=bool(policy.get("checkpoint", True)))
+            champion.promote(folder, run_dir, results, record, keep_checkpoint=bool(policy.get("checkpoint", True)))
         with self.db.session() as s:
             tick = s.get(Tick, tick_id)
             watch = s.get(Watch, tick.watch_id)

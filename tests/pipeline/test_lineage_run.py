@@ -18,16 +18,6 @@ pytestmark = pytest.mark.slow
 N_TRIALS = 3
 
 
-@pytest.fixture
-def private_scores(cache_dir, tiny_zoo, tmp_path, monkeypatch):
-    """A score cache of this test's own (the zoo is shared): nothing is cached before it."""
-    private = tmp_path / "cache"
-    private.mkdir()
-    (private / "zoo").symlink_to(cache_dir / "zoo", target_is_directory=True)
-    monkeypatch.setenv("SOUP_SEARCH_CACHE_DIR", str(private))
-    return private / "scores"
-
-
 def write(tmp_path, name: str, paths: list[str], n_trials: int, lineage: dict | None = None):
     cfg = {"name": name, "candidates": {"paths": paths},
            "objective": {"name": "toy", "params": {"seed": 111, "n_dev": 24, "n_test": 24}},

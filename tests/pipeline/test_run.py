@@ -17,16 +17,6 @@ from tests.helpers import cli, write_config
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def private_scores(cache_dir, tiny_zoo, tmp_path, monkeypatch):
-    """A score cache of this test's own (the zoo is shared): nothing is cached before it."""
-    private = tmp_path / "cache"
-    private.mkdir()
-    (private / "zoo").symlink_to(cache_dir / "zoo", target_is_directory=True)
-    monkeypatch.setenv("SOUP_SEARCH_CACHE_DIR", str(private))
-    return private / "scores"
-
-
 def test_profile_scores_every_candidate_once(tiny_zoo, ray_session, private_scores, tmp_path, capsys):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

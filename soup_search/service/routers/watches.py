@@ -93,7 +93,7 @@ def trigger(watch_id: int, request: Request, who: Caller = Depends(require("writ
         try:
             tick = svc.ticker.trigger(s, watch)
         except Busy as exc:
-            raise APIError(409, str(exc).replace("{id}", str(watch_id))) from None
+            raise APIError(409, str(exc)) from None
         out = TickOut.of(tick)
     request.state.audit = f"trigger watch {watch_id}: tick {out.id}"
     svc.scheduler.wake()
