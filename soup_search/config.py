@@ -102,6 +102,12 @@ class ResourcesConfig(_Frozen):
     backend: Literal["hf", "vllm"] = "hf"
     batch_size: int = 256
     use_gpu: bool | None = None
+    #: where Ray Tune keeps its experiment dir: a filesystem path every node sees, or an fsspec
+    #: URL (s3://, gs://). Default: the run dir, which only a single-node cluster can use
+    storage_path: str | None = None
+    #: how shard actors hold their slices: "resident" (copied into RAM or GPU memory once) or
+    #: "mmap" (read from the page cache of the checkpoint files: pools larger than RAM)
+    shard_memory: Literal["resident", "mmap"] = "resident"
 
     def cpus_needed(self) -> float:
         """Logical CPUs the actors and the concurrent trials (one per scorer, plus one waiting) reserve."""
