@@ -39,5 +39,9 @@ class ZooError(SoupSearchError):
     """The toy zoo cannot be built as asked (unknown size, bad output dir)."""
 
 
+class ClusterError(SoupSearchError):
+    """The Ray cluster cannot hold the run's actors (too few resources, nodes lost)."""
+
+
 class AnalysisError(SoupSearchError):
     """A score table cannot be analysed (too few models, constant column, unknown names, ...)."""

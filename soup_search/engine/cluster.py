@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 import ray
 
-from soup_search.config import TRIAL_CPUS, RunConfig, address_problem
+from soup_search.config import TRIAL_CPUS, ResourcesConfig, RunConfig, address_problem
 from soup_search.errors import ConfigError
 
-__all__ = ["TRIAL_CPUS", "TRIAL_SLOT", "check_capacity", "check_reachable", "cpus_needed", "start_ray"]
+__all__ = ["HEAD_RESOURCE", "TRIAL_CPUS", "TRIAL_SLOT", "Needs", "capacity_problem", "check_capacity", "check_reachable",
+           "check_storage", "cpus_needed", "driver_on_head", "live_nodes", "plan_needs", "start_ray"]
 
 #: a custom resource of the local instance: one unit per trial that may hold a Tune actor at
 #: once. Trials ask for 0.01 CPU, so without it every trial Tune stages gets its placement group
@@ -46,9 +48,10 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bo
     """
     if ray.is_initialized():
         return ray
-    env = {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-    if os.environ.get("SOUP_SEARCH_CACHE_DIR"):
-        env["SOUP_SEARCH_CACHE_DIR"] = os.environ["SOUP_SEARCH_CACHE_DIR"]
+    # the workers of a joined cluster do not inherit this process's environment: soup-search's
+    # own variables (cache dir, test hooks) travel with the job
+    env = {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore",
+           **{k: v for k, v in os.environ.items() if k.startswith("SOUP_SEARCH_")}}
     kwargs = dict(include_dashboard=False, log_to_driver=not quiet, runtime_env={"env_vars": env},
                   logging_level=logging.ERROR if quiet else logging.INFO)
     if address:
@@ -71,11 +74,70 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bo
     return ray
 
 
-def check_capacity(need: float, remote: bool) -> None:
+#: a resource only the head node has (Ray's own): trials, the run store and the scorers' free
+#: list live there, beside the driver, so that losing a worker node never loses one of them
+HEAD_RESOURCE = "node:__internal_head__"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a run's actors and trials reserve on the cluster, and how GPUs are shared out."""
+
+    cpus: float
+    gpus: float = 0.0
+    shard_gpus: float = 0.0  # per shard actor
+    scorer_gpus: float = 0.0  # per scorer actor
+
+    def as_resources(self) -> dict[str, float]:
+        return {"CPU": self.cpus} | ({"GPU": self.gpus} if self.gpus else {})
+
+
+def plan_needs(res: ResourcesConfig, cluster_gpus: float) -> Needs:
+    """The run's reservation: CPUs as configured; with GPUs (``use_gpu``, or any on the cluster
+    when it is unset) every scorer gets a whole GPU and the shards share what the scorers leave
+    (at most one each; none left: the shards merge on CPU)."""
+    use_gpu = bool(cluster_gpus) if res.use_gpu is None else res.use_gpu
+    if not use_gpu:
+        return Needs(cpus=res.cpus_needed())
+    spare = max(0.0, cluster_gpus - res.scorers)
+    shard_gpus = min(1.0, spare / res.shards) if spare else 0.0
+    return Needs(cpus=res.cpus_needed(), gpus=res.scorers + shard_gpus * res.shards,
+                 shard_gpus=shard_gpus, scorer_gpus=1.0)
+
+
+def capacity_problem(needs: Needs) -> str | None:
+    """What the cluster's live nodes lack for ``needs`` (one line), or None when it fits."""
+    have = ray.cluster_resources()
+    short = [f"{need:g} {name}s but the cluster has {have.get(name, 0.0):g}"
+             for name, need in needs.as_resources().items() if need > have.get(name, 0.0) + 1e-9]
+    if not short:
+        return None
+    return "shards, scorers and trials need " + " and ".join(short)
+
+
+def check_capacity(needs: Needs, remote: bool) -> None:
     """Refuse a cluster too small for the actors and trials (Ray would wait forever)."""
-    have = ray.cluster_resources().get("CPU", 0.0)
-    if need > have + 1e-9:
-        where = "the Ray cluster" if remote else "the local Ray instance (resources.num_cpus)"
+    problem = capacity_problem(needs)
+    if problem:
+        where = "add nodes" if remote else "raise resources.num_cpus"
+        raise ConfigError("resources", [f"{problem}; lower resources.shards / scorers / shard_cpus / "
+                                        f"scorer_cpus, or {where}"])
+
+
+def live_nodes() -> list[dict]:
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def driver_on_head() -> bool:
+    """Whether this process is attached to the head node (a `ray job` or a driver started there)."""
+    here = ray.get_runtime_context().get_node_id()
+    return any(n["NodeID"] == here and HEAD_RESOURCE in n.get("Resources", {}) for n in live_nodes())
+
+
+def check_storage(storage_path: str | None) -> None:
+    """Refuse a multi-node cluster without shared storage for Tune's experiment dir."""
+    nodes = live_nodes()
+    if storage_path is None and len(nodes) > 1:
         raise ConfigError("resources", [
-            f"shards, scorers and trials need {need:g} CPUs but {where} has {have:g}; "
-            "lower resources.shard_cpus / scorer_cpus / scorers, or add CPUs"])
+            f"the Ray cluster has {len(nodes)} nodes, and Ray Tune needs storage they all see; set "
+            "resources.storage_path to a shared filesystem path or an fsspec URL (s3://bucket/tune)"])

@@ -19,17 +19,32 @@ from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult
 from soup_search.scoring.worker import ScorerWorker
 
 
+class _ScorerActorImpl(ScorerWorker):
+    """The actor flavour of :class:`ScorerWorker`: it can say where it runs."""
+
+    def node_id(self) -> str:
+        """The Ray node this actor runs on (it changes when a restart moves it)."""
+        return ray.get_runtime_context().get_node_id()
+
+    def gpu_ids(self) -> list:
+        return ray.get_gpu_ids()
+
+
 class ScorerActors:
-    """``n`` scorer actors on the local cluster, with a free-list queue shared by trials."""
+    """``n`` scorer actors on the cluster, with a free-list queue shared by trials.
+
+    ``free_list_at``: a scheduling strategy for the free list's actor (the session pins it beside
+    the driver, so that losing a worker node cannot lose it)."""
 
     def __init__(self, template: str | Path, n: int = 2, backend: str = "hf", num_cpus: float = 0.5,
-                 num_gpus: float = 0.0, batch_size: int = 256, max_restarts: int = 3):
+                 num_gpus: float = 0.0, batch_size: int = 256, max_restarts: int = 3, free_list_at=None):
         threads = max(1, int(num_cpus)) if num_cpus else 1
-        actor_cls = ray.remote(ScorerWorker).options(
+        actor_cls = ray.remote(_ScorerActorImpl).options(
             num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts, max_task_retries=max_restarts,
         )
         self.actors = [actor_cls.remote(str(template), backend, batch_size, threads) for _ in range(n)]
-        self.free = Queue(maxsize=n, actor_options={"num_cpus": 0})
+        where = {"scheduling_strategy": free_list_at} if free_list_at is not None else {}
+        self.free = Queue(maxsize=n, actor_options={"num_cpus": 0, **where})
         for actor in self.actors:
             self.free.put(actor)
 

@@ -9,13 +9,14 @@ the recipe fingerprint hands back the same refs for a recipe merged again.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
 import ray
 import torch
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from soup_search.candidates import CandidateSet, load_candidates
@@ -42,6 +43,13 @@ class _ShardActorImpl(Shard):
     def ready(self) -> bool:
         return True
 
+    def node_id(self) -> str:
+        """The Ray node this actor runs on (it changes when a restart moves it)."""
+        return ray.get_runtime_context().get_node_id()
+
+    def gpu_ids(self) -> list:
+        return ray.get_gpu_ids()
+
 
 def pick_device(use_gpu: bool) -> str:
     """The one place a shard's device is chosen: the actor's (Ray-assigned) GPU, else the CPU."""
@@ -59,12 +67,13 @@ class ShardGroup:
     specs to give it. ``placement``: ``"PACK"`` (one node if it fits) or ``"SPREAD"``
     (shards on different nodes). ``use_gpu=None`` uses GPUs when the cluster has any.
     ``num_cpus`` per actor is fractional so shards and scorers share the cores;
-    ``num_threads`` is the torch threads per actor (default: 1).
+    ``num_threads`` is the torch threads per actor (default: 1); ``num_gpus`` per actor (default:
+    the cluster's GPUs shared out, when it uses them).
     """
 
     def __init__(self, candidates, n_shards: int = 2, placement: str = "PACK",
                  use_gpu: bool | None = None, cache_size: int = 8, num_cpus: float = 0.25,
-                 num_threads: int | None = 1, timeout_s: float = 120.0):
+                 num_threads: int | None = 1, timeout_s: float = 120.0, num_gpus: float | None = None):
         if placement not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
             raise MergeError(f"placement {placement!r} is unknown; use PACK or SPREAD")
         self.candidates = _as_candidate_set(candidates)
@@ -73,9 +82,11 @@ class ShardGroup:
         self.use_gpu = bool(gpus) if use_gpu is None else bool(use_gpu)
         if self.use_gpu and not gpus:
             raise MergeError("use_gpu=True but the Ray cluster has no GPU; pass use_gpu=False")
-        num_gpus = min(1.0, gpus / n_shards) if self.use_gpu else 0
+        if num_gpus is None:  # a group on its own takes the cluster's GPUs
+            num_gpus = min(1.0, gpus / n_shards) if self.use_gpu else 0
         bundle = {"CPU": num_cpus} | ({"GPU": num_gpus} if num_gpus else {})
         self._pg = placement_group([dict(bundle) for _ in self.parts], strategy=placement)
+        self._strategy, self._bundle, self._rescheduling_since = placement, bundle, None
         self._remove_pg = remove_placement_group
         try:
             ray.get(self._pg.ready(), timeout=timeout_s)
@@ -151,6 +162,24 @@ class ShardGroup:
     def copy_probe(self, nbytes: int, repeats: int = 3) -> list[tuple[float, float]]:
         """Each actor's (wall, CPU) seconds of its fastest ``np.copyto`` of ``nbytes``, all at once."""
         return ray.get([a.copy_probe.remote(nbytes, repeats) for a in self.actors])
+
+    def placement_problem(self, grace_s: float = 60.0) -> str | None:
+        """Why the shard actors have had nowhere to live for ``grace_s`` (their placement group could
+        not be rescheduled after a node was lost), or None."""
+        state = placement_group_table(self._pg).get("state") if self._pg is not None else None
+        if state != "RESCHEDULING":
+            self._rescheduling_since = None
+            return None
+        now = time.monotonic()
+        self._rescheduling_since = self._rescheduling_since or now
+        if now - self._rescheduling_since < grace_s:
+            return None
+        return (f"the {len(self.actors)} shard actors ({self._strategy}, {self._bundle} each) cannot be placed "
+                f"again on the nodes left")
+
+    def node_ids(self) -> list[str]:
+        """The Ray node of each shard actor, in shard order."""
+        return ray.get([a.node_id.remote() for a in self.actors])
 
     def forget(self, recipe) -> None:
         """Drop ``recipe`` from the cache (e.g. after its refs failed)."""

@@ -88,6 +88,7 @@ def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, pr
     A child search (``lineage``) first logs the parent's carried trials, then evaluates its seeds,
     then the baselines that no carried trial holds; ``search.n_trials`` counts fresh trials only."""
     s, concurrency, url, study = cfg.search, cfg.resources.scorers, storage_url(cfg, state), study_name(cfg)
+    tune_dir = cfg.resources.storage_path or state / "tune"
     grid = simplex_grid(len(space.groups)) if (s.sampler == "grid" or s.grid) else []
     main_points = baseline_points(space, grid if s.sampler == "grid" else ())
     if lineage is not None:
@@ -101,13 +102,14 @@ def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, pr
     with progress.task(f"search ({s.sampler}{carried})", n_main) as advance:
         run_study(TrialContext.of(session, space, "search", chunks=s.chunks if prune else 1), storage_url=url,
                   study_name=study, n_trials=n_main, sampler=s.sampler, seed=s.seed, points=main_points,
-                  concurrency=concurrency, tune_dir=state / "tune", on_trial=advance, prune=prune)
+                  concurrency=concurrency, tune_dir=tune_dir, on_trial=advance, prune=prune,
+                  capacity=session.capacity_problem)
     if s.grid and s.sampler != "grid":
         grid_points = [space.params_for(list(w)) for w in grid]
         with progress.task("paper grid", len(grid_points)) as advance:
             run_study(TrialContext.of(session, space, "grid"), storage_url=url, study_name=f"{study}-grid",
                       n_trials=len(grid_points), sampler="grid", seed=s.seed, points=grid_points,
-                      concurrency=concurrency, tune_dir=state / "tune", on_trial=advance)
+                      concurrency=concurrency, tune_dir=tune_dir, on_trial=advance, capacity=session.capacity_problem)
 
 
 def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume: bool = False,

@@ -42,6 +42,10 @@ def shard_tensors(parts: Iterable[Mapping[str, np.ndarray]]):
                 yield name, array_to_torch(array, torch.bfloat16 if array.dtype == np.uint16 else None)
 
 
+class WeightsNotLoaded(SoupSearchError):
+    """A chunk was asked of a scorer that does not hold the trial's weights (it was restarted)."""
+
+
 class ScorerWorker:
     """One scorer plus a cache of built objectives (each built once per process)."""
 
@@ -49,6 +53,7 @@ class ScorerWorker:
         self.scorer = make_scorer(backend, template, batch_size=batch_size, threads=threads)
         self._objectives: dict[str, object] = {}
         self.calls = 0
+        self.loaded: str | None = None  # the load_id of the weights held (None: the template's)
 
     def objective(self, spec: ObjectiveSpec):
         key = spec.fingerprint()
@@ -59,17 +64,25 @@ class ScorerWorker:
     def score_parts(self, spec: ObjectiveSpec, split: str, held_out: bool,
                     *parts: Mapping[str, np.ndarray]) -> ScoreResult:
         """Load the weights of ``parts`` (one dict per shard) and score them on ``split``."""
+        self.loaded = None
         self.scorer.load_weights(shard_tensors(parts))
         self.calls += 1
         return self.scorer.score(self.objective(spec), split, held_out=held_out)
 
-    def load_parts(self, *parts: Mapping[str, np.ndarray]) -> int:
-        """Load the weights of ``parts`` (one dict per shard), to score them chunk by chunk."""
+    def load_parts(self, load_id: str, *parts: Mapping[str, np.ndarray]) -> int:
+        """Load the weights of ``parts`` (one dict per shard) under ``load_id``, to score them chunk by chunk."""
         self.calls += 1
-        return self.scorer.load_weights(shard_tensors(parts))
+        self.loaded = None
+        n = self.scorer.load_weights(shard_tensors(parts))
+        self.loaded = load_id
+        return n
 
-    def score_chunk(self, spec: ObjectiveSpec, split: str, chunk: int, chunks: int) -> ScoreResult:
-        """Score the loaded weights on chunk ``chunk`` of ``chunks`` of a search split (never held out)."""
+    def score_chunk(self, spec: ObjectiveSpec, split: str, chunk: int, chunks: int, load_id: str) -> ScoreResult:
+        """Score the weights loaded as ``load_id`` on chunk ``chunk`` of ``chunks`` of a search split
+        (never held out). A scorer that holds other weights (a restarted actor holds the template's)
+        raises :class:`WeightsNotLoaded` instead of scoring them."""
+        if self.loaded != load_id:
+            raise WeightsNotLoaded(f"scorer holds weights {self.loaded!r}, not {load_id!r}; load them again")
         objective = self.objective(spec)
         return self.scorer.score_examples(objective, chunk_examples(objective.examples(split), chunk, chunks))
 

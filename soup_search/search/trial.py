@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from soup_search.merge import MergeRecipe
 from soup_search.objectives.base import weighted_mean
 from soup_search.scoring.chunks import join_chunks, running_result
 from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult
+from soup_search.scoring.worker import WeightsNotLoaded
 from soup_search.search.pruning import optimistic_score
 from soup_search.search.space import MODULE_FILTERS, SearchSpace
 
@@ -155,10 +157,11 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     ray.wait(refs, num_returns=len(refs))
     merge_s = time.perf_counter() - t0
     parts: list[ScoreResult] = []
-    with borrowed_scorer(ctx.free_scorers) as scorer:
-        ray.get(scorer.load_parts.remote(*refs))
+    with borrowed_scorer(ctx.free_scorers) as scorer, _forget_on_failure(ctx.shards, recipe):
+        load_id = uuid.uuid4().hex
+        ray.get(scorer.load_parts.remote(load_id, *refs))
         for chunk in range(ctx.chunks):
-            parts.append(ray.get(scorer.score_chunk.remote(ctx.spec, "dev", chunk, ctx.chunks)))
+            parts.append(_score_chunk(scorer, ctx, refs, load_id, chunk))
             if len(parts) == ctx.chunks:
                 break  # the last chunk: the scorer goes back before the report
             so_far = running_result(parts)
@@ -174,6 +177,34 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     ray.get(ctx.store.remember.remote(*keys, result))
     timings = log(result, value, _progress(merge_s, result, len(parts)))
     tune.report(_report(value, value, timings, complete=True))
+
+
+#: times a chunk is asked again of a scorer that lost the trial's weights (it was restarted)
+RELOADS = 3
+
+
+def _score_chunk(scorer, ctx: TrialContext, refs: list, load_id: str, chunk: int) -> ScoreResult:
+    """Chunk ``chunk`` of the dev split scored on the weights loaded as ``load_id``; a scorer restarted
+    meanwhile (its node was lost) gets the weights again first, instead of scoring its template's."""
+    for attempt in range(RELOADS + 1):
+        try:
+            return ray.get(scorer.score_chunk.remote(ctx.spec, "dev", chunk, ctx.chunks, load_id))
+        except WeightsNotLoaded:
+            if attempt == RELOADS:
+                raise
+            ray.get(scorer.load_parts.remote(load_id, *refs))
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _forget_on_failure(shards: ShardGroup, recipe: MergeRecipe):
+    """A trial that fails on its merged weights (lost with a node) does not leave their refs in the
+    shard group's cache for its retry."""
+    try:
+        yield
+    except ray.exceptions.RayError:
+        shards.forget(recipe)
+        raise
 
 
 def _partial(result: ScoreResult) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,8 +34,10 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.stopper import CombinedStopper
 
-from soup_search.engine.cluster import TRIAL_CPUS, TRIAL_SLOT
+from soup_search.engine.cluster import HEAD_RESOURCE, TRIAL_CPUS, TRIAL_SLOT, driver_on_head
+from soup_search.errors import ClusterError
 from soup_search.search.lineage import CARRIED_FROM, PARENT_TRIAL
 from soup_search.search.pruning import clearly_worse
 from soup_search.search.samplers import make_sampler
@@ -151,6 +154,30 @@ class _StopAt(tune.Stopper):
         return self.reached
 
 
+class _CapacityWatch(tune.Stopper):
+    """Ends the run once the cluster's live nodes can no longer hold its actors (a node lost for
+    good): Tune polls :meth:`stop_all` every step, so this fires even while every trial waits on
+    an actor that has nowhere to restart. Checked every ``every_s`` seconds."""
+
+    def __init__(self, problem: Callable[[], str | None], every_s: float = 2.0):
+        self.find_problem, self.every_s = problem, every_s
+        self.problem: str | None = None
+        self._next = 0.0
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def __getstate__(self):  # Tune saves its experiment state; the check stays with the driver
+        return {**self.__dict__, "find_problem": lambda: None}
+
+    def stop_all(self) -> bool:
+        now = time.monotonic()
+        if self.problem is None and now >= self._next:
+            self._next = now + self.every_s
+            self.problem = self.find_problem()
+        return self.problem is not None
+
+
 class _OnResult(tune.Callback):
     """Forwards each finished trial's result to a function (progress); dropped when Tune pickles its state."""
 
@@ -184,10 +211,12 @@ class _LogPruned(tune.Callback):
 def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials: int, sampler: str,
               seed: int, points: Sequence[dict], concurrency: int, tune_dir: str | Path,
               on_trial: Callable[[dict], None] | None = None, prune: bool = False,
-              stop_at: float | None = None) -> int:
+              stop_at: float | None = None, capacity: Callable[[], str | None] | None = None) -> int:
     """Run the study until it holds ``n_trials`` finished trials (complete or pruned); returns how
     many ran now. With ``prune`` (and ``ctx.chunks`` > 1) clearly worse trials are stopped early;
-    with ``stop_at`` the run ends once a complete trial reaches that dev value."""
+    with ``stop_at`` the run ends once a complete trial reaches that dev value. ``tune_dir`` is a
+    path or an fsspec URL. ``capacity`` says why the cluster can no longer hold the run's actors
+    (or None): the run then stops with a :class:`ClusterError` (``--resume`` continues it)."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
@@ -200,6 +229,8 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
     if slots:  # a local instance: staged trials wait for a slot instead of starting workers
         resources[TRIAL_SLOT] = 1
         live = min(live, slots)
+    elif driver_on_head():  # a cluster: trials run beside the driver, never on a worker node that may go
+        resources[HEAD_RESOURCE] = 0.001
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(live)
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -223,15 +254,17 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
         complete = completed_trials(storage, study_name)
         scheduler = ChunkPruner(max((t.value for t in complete), default=None))
 
+    stoppers = ([_StopAt(stop_at)] if stop_at is not None else []) + (
+        [watch := _CapacityWatch(capacity)] if capacity is not None else [])
     trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), resources)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=scheduler,
                                     max_concurrent_trials=live, reuse_actors=True),
         run_config=tune.RunConfig(
-            name=f"{study_name}-{done}", storage_path=str(Path(tune_dir).resolve()), verbose=0,
+            name=f"{study_name}-{done}", storage_path=storage_location(tune_dir), verbose=0,
             failure_config=tune.FailureConfig(max_failures=2), callbacks=callbacks,
-            stop=_StopAt(stop_at) if stop_at is not None else None,
+            stop=CombinedStopper(*stoppers) if len(stoppers) > 1 else (stoppers or [None])[0],
         ),
     )
     with warnings.catch_warnings():
@@ -239,4 +272,12 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
         # work (GP/TPE fitting), not computation misplaced outside the trainable
         warnings.filterwarnings("ignore", message="Define-by-run function", category=UserWarning)
         tuner.fit()
+    if capacity is not None and watch.problem:
+        raise ClusterError(f"the Ray cluster lost nodes mid-search: {watch.problem}; add nodes with "
+                           "those resources, then run the same command with --resume")
     return remaining
+
+
+def storage_location(tune_dir: str | Path) -> str:
+    """Tune's ``storage_path``: an fsspec URL as given, a filesystem path made absolute."""
+    return str(tune_dir) if "://" in str(tune_dir) else str(Path(tune_dir).resolve())

@@ -1,0 +1,75 @@
+"""A search on a 3-node Ray cluster loses worker nodes: it finishes on the nodes left, or, when
+they can no longer hold its actors, stops in one line and resumes once nodes are back."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+
+import pytest
+
+from tests.cluster.conftest import (
+    cluster_config, finished_trials, logged_recipes, placement, search_cmd, wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_search_survives_losing_a_worker_node(multi_node, tmp_path):
+    """Kill the worker node that holds a shard actor after the first trial: the shard is rebuilt
+    on another node, its calls retried, and the search ends with exactly its budget, no recipe
+    scored twice."""
+    multi_node.ensure_workers(2)
+    cfg = cluster_config(tmp_path, "lose-one", multi_node.address, seed=301, n_trials=6)
+    out, state = tmp_path / "lose-one", tmp_path / "lose-one" / "state"
+    proc = subprocess.Popen(search_cmd(cfg, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: len(logged_recipes(state)) >= 1, proc, "a first trial")
+    start = placement(state)
+    workers = {w.node_id for w in multi_node.workers}
+    victim = next(node for node in start["shards"] if node in workers)  # SPREAD: 2 shards on 3 nodes
+    multi_node.kill(victim)
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+
+    assert len(set(start["shards"])) == 2  # spread: the two shards on two nodes
+    end = placement(state)
+    assert victim not in end["shards"] + end["scorers"]  # the lost node's actors were rebuilt elsewhere
+    assert finished_trials(state) == 6
+    recipes = logged_recipes(state)
+    assert len(recipes) == 6 and len(set(recipes)) == 6  # the budget exactly, no recipe scored twice
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["trials"]) == 6
+
+
+def test_a_cluster_too_small_stops_in_one_line_and_resumes(multi_node, tmp_path):
+    """Both workers die mid-search; the head alone cannot hold the actors (1 CPU for 1.53): the
+    run stops with one line naming what is missing, and --resume finishes it once a node is back."""
+    multi_node.ensure_workers(2)
+    cfg = cluster_config(tmp_path, "lose-all", multi_node.address, seed=302, n_trials=6)
+    out, state = tmp_path / "lose-all", tmp_path / "lose-all" / "state"
+    hook = str(tmp_path / "blocked.sock")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(hook)
+        server.listen()
+        server.settimeout(600)
+        # every trial after the 2nd blocks until the run ends: the loss always lands mid-search
+        proc = subprocess.Popen(search_cmd(cfg, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "SOUP_SEARCH_BLOCK_AFTER_TRIALS": "2",
+                                     "SOUP_SEARCH_BLOCKED_SOCKET": hook})
+        server.accept()[0].close()
+    multi_node.kill_workers()
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 2, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert "need 1.53 CPUs but the cluster has 1" in lines[0] and "--resume" in lines[0]
+    assert 2 <= len(logged_recipes(state)) < 6
+
+    multi_node.ensure_workers(1)
+    again = subprocess.run(search_cmd(cfg, out, "--resume"), capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert finished_trials(state) == 6
+    recipes = logged_recipes(state)
+    assert len(recipes) == 6 and len(set(recipes)) == 6
