@@ -84,8 +84,7 @@ def resolve_candidate(spec: str | Path, name: str | None = None,
     """A local model directory as is; a URL with its small files fetched (into ``cache_dir``);
     a hub id (``org/name``) only where the hub is reachable."""
     if remote.is_url(spec):
-        url = spec.rstrip("/")
-        folder = url.rsplit("/", 1)[0] if url.endswith((".safetensors", ".index.json")) else url
+        url, folder = spec.rstrip("/"), remote.model_folder(spec)
         return Candidate(name or remote.basename(folder), url,
                          remote.local_files(folder, (CONFIG_FILE, *TOKENIZER_FILES), cache_dir))
     path = Path(spec).expanduser()

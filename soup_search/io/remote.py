@@ -24,8 +24,6 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import fsspec
-
 from soup_search.errors import CandidateError
 from soup_search.io.paths import cache_dir as default_cache_dir
 
@@ -46,6 +44,12 @@ def join(url: str, name: str) -> str:
 
 def basename(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def model_folder(url: str) -> str:
+    """The model folder of a URL: the URL itself, or the folder of a .safetensors / index object."""
+    url = url.rstrip("/")
+    return url.rsplit("/", 1)[0] if url.endswith((".safetensors", ".index.json")) else url
 
 
 @contextlib.contextmanager
@@ -71,6 +75,8 @@ def _errors(url: str) -> Iterator[None]:
 
 
 def _fs(url: str):
+    import fsspec  # only URL candidates need it (100 ms to import): kept off the CLI's start
+
     with _errors(url):
         return fsspec.core.url_to_fs(url)
 
