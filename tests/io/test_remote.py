@@ -35,6 +35,8 @@ from soup_search.io.checkpoint import CheckpointReader, fingerprint_of, read_hea
 from soup_search.merge import MergeRecipe  # noqa: E402
 from tests.helpers import make_checkpoint  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a moto server and S3 round trips: about a minute on 2 cores
+
 BUCKET = "models"
 WEIGHTS = {"m0": 0.2, "m1": 0.5, "m2": 0.3}
 
