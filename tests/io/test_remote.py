@@ -21,19 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import s3fs
 
-pytest.importorskip("s3fs")
-pytest.importorskip("moto")
-
-from soup_search.candidates import load_candidates  # noqa: E402
-from soup_search.config import parse_config  # noqa: E402
-from soup_search.engine import shard as shard_module  # noqa: E402
-from soup_search.engine.shard import Shard, partition_by_bytes  # noqa: E402
-from soup_search.errors import CandidateError, ConfigError  # noqa: E402
-from soup_search.io import remote  # noqa: E402
-from soup_search.io.checkpoint import CheckpointReader, fingerprint_of, read_header  # noqa: E402
-from soup_search.merge import MergeRecipe  # noqa: E402
-from tests.helpers import make_checkpoint  # noqa: E402
+from soup_search.candidates import load_candidates
+from soup_search.config import parse_config
+from soup_search.engine import shard as shard_module
+from soup_search.engine.shard import Shard, partition_by_bytes
+from soup_search.errors import CandidateError, ConfigError
+from soup_search.io import remote
+from soup_search.io.checkpoint import CheckpointReader, fingerprint_of, read_header
+from soup_search.merge import MergeRecipe
+from tests.helpers import make_checkpoint
 
 pytestmark = pytest.mark.slow  # a moto server and S3 round trips: about a minute on 2 cores
 
@@ -67,8 +65,6 @@ def s3(tmp_path_factory):
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the moto server did not start")
-    import s3fs
-
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
     fs.mkdir(BUCKET)
     root = tmp_path_factory.mktemp("s3-candidates")
