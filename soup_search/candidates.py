@@ -17,6 +17,11 @@ allowed and taken to use the candidate set's tokenizer, whose shape the config a
 already pin down. The candidates's tokenizer is that of the first candidate having one
 (:attr:`CandidateSet.tokenizer_dir`, ``None`` if no candidate has tokenizer files); every candidate
 that has tokenizer files must match it.
+
+A candidate may be an fsspec URL (``s3://bucket/model``, ``gs://...``, ``https://...``): its
+headers are read by ranged requests and only its config.json and tokenizer files are
+fetched, into a local folder (:attr:`Candidate.local_dir`); its tensors are fetched later, by
+the shards that hold them (:mod:`soup_search.io.remote`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from soup_search.io.checkpoint import CONFIG_FILE, CheckpointReader, TensorInfo, fingerprint_of
+from soup_search.io import remote
+from soup_search.io.checkpoint import CONFIG_FILE, TOKENIZER_FILES, CheckpointReader, TensorInfo, fingerprint_of
 from soup_search.errors import CandidateError
 
 # config.json keys that do not change the weights' meaning (compared at every nesting level)
@@ -64,11 +70,23 @@ HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
 @dataclass(frozen=True)
 class Candidate:
     name: str
-    path: Path
+    path: Path | str  # a local model directory, or an fsspec URL (a str)
+    #: a local folder holding its config.json and tokenizer files: ``path`` itself when local
+    local_dir: Path | None = None
+
+    def __post_init__(self):
+        if self.local_dir is None and not remote.is_url(self.path):
+            object.__setattr__(self, "local_dir", Path(self.path))
 
 
-def resolve_candidate(spec: str | Path, name: str | None = None) -> Candidate:
-    """A local model directory as is; a hub id (``org/name``) only where the hub is reachable."""
+def resolve_candidate(spec: str | Path, name: str | None = None,
+                      cache_dir: str | Path | None = None) -> Candidate:
+    """A local model directory as is; a URL with its small files fetched (into ``cache_dir``);
+    a hub id (``org/name``) only where the hub is reachable."""
+    if remote.is_url(spec):
+        url, folder = spec.rstrip("/"), remote.model_folder(spec)
+        return Candidate(name or remote.basename(folder), url,
+                         remote.local_files(folder, (CONFIG_FILE, *TOKENIZER_FILES), cache_dir))
     path = Path(spec).expanduser()
     if path.is_dir():
         return Candidate(name or path.resolve().name, path.resolve())
@@ -114,15 +132,23 @@ class CandidateSet:
     members: tuple[Candidate, ...]
     tensor_infos: dict[str, TensorInfo]  # of the first candidate
     config: dict  # config.json of the first candidate
-    tokenizer_dir: Path | None = None  # the first candidate with tokenizer files
+    tokenizer_dir: Path | None = None  # the first candidate with tokenizer files (a local folder)
+    #: per-node local cache of URL candidates' tensor bytes (None: no cache)
+    cache_dir: Path | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.members)
 
     @property
-    def paths(self) -> tuple[Path, ...]:
+    def paths(self) -> tuple[Path | str, ...]:
         return tuple(c.path for c in self.members)
+
+    @property
+    def template_dir(self) -> Path:
+        """A local folder with the first candidate's config.json and tokenizer files (no weights
+        when the candidate is a URL): what a scorer builds its model from."""
+        return self.members[0].local_dir
 
     def candidate(self, name: str) -> Candidate:
         for c in self.members:
@@ -136,14 +162,20 @@ class CandidateSet:
 
     def reader(self, name: str) -> CheckpointReader:
         """A new reader of candidate ``name`` (headers only until tensors are read); close it after use."""
-        return CheckpointReader(self.candidate(name).path)
+        return CheckpointReader(self.candidate(name).path, self.cache_dir)
 
     def __len__(self) -> int:
         return len(self.members)
 
 
-def load_candidates(specs: Sequence[str | Path | Candidate], names: Sequence[str] | None = None) -> CandidateSet:
-    """Resolve the candidates and check that all of them are compatible with the first."""
+def load_candidates(specs: Sequence[str | Path | Candidate], names: Sequence[str] | None = None,
+                    cache_dir: str | Path | None = None) -> CandidateSet:
+    """Resolve the candidates and check that all of them are compatible with the first.
+
+    ``cache_dir``: the per-node local cache of URL candidates (their small files, and the
+    tensor bytes the shards fetch); None keeps small files in the user cache dir and no tensors.
+    """
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else None
     specs = list(specs)
     if not specs:
         raise CandidateError("no candidates given; list at least one model directory")
@@ -154,9 +186,10 @@ def load_candidates(specs: Sequence[str | Path | Candidate], names: Sequence[str
     for i, spec in enumerate(specs):
         name = names[i] if names is not None else None
         if isinstance(spec, Candidate):
-            candidates.append(Candidate(name or spec.name, Path(spec.path)))
+            path = spec.path if remote.is_url(spec.path) else Path(spec.path)
+            candidates.append(Candidate(name or spec.name, path, spec.local_dir))
         else:
-            candidates.append(resolve_candidate(spec, name))
+            candidates.append(resolve_candidate(spec, name, cache_dir))
     seen: dict[str, Path] = {}
     for c in candidates:
         if c.name in seen:
@@ -164,9 +197,9 @@ def load_candidates(specs: Sequence[str | Path | Candidate], names: Sequence[str
                                  "give them distinct names")
         seen[c.name] = c.path
 
-    readers = [CheckpointReader(c.path) for c in candidates]
+    readers = [CheckpointReader(c.path, cache_dir) for c in candidates]
     for c, r in zip(candidates, readers):
-        if not (r.dir / CONFIG_FILE).is_file():
+        if not r.has_config:
             raise CandidateError(f"candidate {c.name!r} ({c.path}) has no {CONFIG_FILE}; "
                                  "pass a model directory saved with save_pretrained")
     first, ref = candidates[0], readers[0]
@@ -178,7 +211,7 @@ def load_candidates(specs: Sequence[str | Path | Candidate], names: Sequence[str
             raise CandidateError(f"candidates {first.name!r} and {c.name!r} differ: {problem}; "
                                  "soups need identical architectures")
 
-    with_tokenizer = [c for c in candidates if _has_vocab_files(c.path)]
+    with_tokenizer = [c for c in candidates if _has_vocab_files(c.local_dir)]
     vocabs: dict = {}
     for c in with_tokenizer[1:]:
         problem = _vocab_diff(with_tokenizer[0], c, vocabs)
@@ -186,7 +219,7 @@ def load_candidates(specs: Sequence[str | Path | Candidate], names: Sequence[str
             raise CandidateError(f"candidates {with_tokenizer[0].name!r} and {c.name!r} differ: {problem}; "
                                  "soups need the same tokenizer")
     return CandidateSet(members=tuple(candidates), tensor_infos=ref.infos(), config=ref.config,
-                tokenizer_dir=with_tokenizer[0].path if with_tokenizer else None)
+                tokenizer_dir=with_tokenizer[0].local_dir if with_tokenizer else None, cache_dir=cache_dir)
 
 
 # -- the checks: each returns the first difference as a phrase, or None ------------------------
@@ -234,12 +267,12 @@ def _has_vocab_files(path: Path) -> bool:
 
 
 def _vocab_diff(a: Candidate, b: Candidate, vocabs: dict) -> str | None:
-    both_json = (a.path / "tokenizer.json").is_file() and (b.path / "tokenizer.json").is_file()
+    both_json = (a.local_dir / "tokenizer.json").is_file() and (b.local_dir / "tokenizer.json").is_file()
     how = "json" if both_json else "auto"
     for c in (a, b):
-        if (c.path, how) not in vocabs:
-            vocabs[c.path, how] = _vocab(c.path, how)
-    va, vb = vocabs[a.path, how], vocabs[b.path, how]
+        if (c.local_dir, how) not in vocabs:
+            vocabs[c.local_dir, how] = _vocab(c.local_dir, how)
+    va, vb = vocabs[a.local_dir, how], vocabs[b.local_dir, how]
     if va == vb:
         return None
     for token, i in sorted(va.items(), key=lambda kv: kv[1]):

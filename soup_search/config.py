@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from soup_search.errors import ConfigError, SoupSearchError
+from soup_search.io.remote import basename, is_url, model_folder
 from soup_search.objectives import objective_class, parameter_problems
 
 SAMPLERS = ("tpe", "cmaes", "gp", "random", "grid")
@@ -44,7 +45,11 @@ class CandidatesConfig(_Frozen):
     #: the seed the toy zoo is trained with (each seed is a different zoo, cached apart)
     zoo_seed: int = Field(default=0, ge=0)
     include_base: bool = False
+    #: model directories, or fsspec URLs of model folders (s3://bucket/model, gs://..., https://...)
     paths: list[str] = Field(default_factory=list)
+    #: a local folder on every node for URL candidates: their small files and the tensor bytes each
+    #: node's shards fetched, keyed by the objects' content (None: tensors are fetched every run)
+    cache_dir: str | None = None
 
 
 class ObjectiveConfig(_Frozen):
@@ -224,12 +229,22 @@ def _resources_problems(r: ResourcesConfig) -> list[str]:
     return problems
 
 
+def candidate_location(cfg: RunConfig, path: str) -> str:
+    """A ``candidates.paths`` entry as the run reads it: a URL as is, a path resolved against the config."""
+    return path.rstrip("/") if is_url(path) else str(cfg.resolve(path))
+
+
+def candidate_name(location: str) -> str:
+    """The name of the candidate at ``location`` (its folder's name)."""
+    return basename(model_folder(location)) if is_url(location) else Path(location).name
+
+
 def _candidates_problems(c: CandidatesConfig, resolve) -> list[str]:
     problems = []
     if not c.zoo and not c.paths:
         problems.append("'candidates': give 'zoo: tiny|small|default' or a list of checkpoint 'paths'")
     for i, p in enumerate(c.paths):
-        if not resolve(p).is_dir():
+        if not is_url(p) and not resolve(p).is_dir():
             problems.append(f"'candidates.paths[{i}]': no checkpoint directory at {resolve(p)}")
     return problems
 
@@ -361,17 +376,25 @@ def _section_problems(data: dict, root: Path) -> list[str]:
 
 
 def candidate_problems(cfg: RunConfig) -> list[str]:
-    """Compatibility of explicit candidate paths (cheap: headers and configs only)."""
-    paths = [cfg.resolve(p) for p in cfg.candidates.paths]
-    if len(paths) < 2 or not all(p.is_dir() for p in paths):
+    """Compatibility of explicit candidate paths (cheap: headers and configs only; a URL is
+    checked by reading its headers, config.json and tokenizer files)."""
+    locations = [candidate_location(cfg, p) for p in cfg.candidates.paths]
+    if not all(is_url(p) or Path(p).is_dir() for p in locations):
+        return []  # reported by _candidates_problems
+    if len(locations) < 2 and not any(is_url(p) for p in locations):
         return []
     from soup_search.candidates import load_candidates
 
     try:
-        load_candidates([str(p) for p in paths])
+        load_candidates(locations, cache_dir=candidates_cache_dir(cfg))
     except SoupSearchError as exc:
         return [f"'candidates': {exc}"]
     return []
+
+
+def candidates_cache_dir(cfg: RunConfig) -> Path | None:
+    """``candidates.cache_dir`` resolved against the config's folder (None when not set)."""
+    return cfg.resolve(cfg.candidates.cache_dir) if cfg.candidates.cache_dir else None
 
 
 def score_table_problems(cfg: RunConfig) -> list[str]:
@@ -386,7 +409,7 @@ def score_table_problems(cfg: RunConfig) -> list[str]:
         table = read_score_table(csv, model_column=sc.model_column, categories=cfg.analysis.categories)
     except SoupSearchError as exc:
         return [f"'scores.csv': {exc}"]
-    names = [cfg.resolve(p).name for p in cfg.candidates.paths]
+    names = [candidate_name(candidate_location(cfg, p)) for p in cfg.candidates.paths]
     rows = [sc.rename.get(m, m) for m in table.index]
     missing = [name for name in names if name not in rows]
     if not missing:

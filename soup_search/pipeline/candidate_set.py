@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from soup_search.candidates import CandidateSet, load_candidates
-from soup_search.config import RunConfig
+from soup_search.config import RunConfig, candidate_location, candidate_name, candidates_cache_dir
 from soup_search.zoo import build_zoo
 
 
@@ -16,12 +16,13 @@ def candidate_specs(cfg: RunConfig, progress: bool = True) -> list[tuple[str, st
             specs.append(("base", str(zoo.base)))
         specs += [(name, str(path)) for name, path in zoo.candidates().items()]
     for p in cfg.candidates.paths:
-        path = cfg.resolve(p)
-        specs.append((path.name, str(path)))
+        location = candidate_location(cfg, p)
+        specs.append((candidate_name(location), location))
     return specs
 
 
 def load_config_candidates(cfg: RunConfig, progress: bool = True) -> CandidateSet:
     """Resolve and validate the candidates (same architecture, tensors and vocabulary)."""
     specs = candidate_specs(cfg, progress=progress)
-    return load_candidates([path for _, path in specs], names=[name for name, _ in specs])
+    return load_candidates([path for _, path in specs], names=[name for name, _ in specs],
+                           cache_dir=candidates_cache_dir(cfg))
