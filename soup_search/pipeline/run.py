@@ -142,7 +142,7 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
 
         out.mkdir(parents=True, exist_ok=True)
         best_recipe = MergeRecipe.model_validate(comparison[0].recipe)
-        session.shards.merge_to_checkpoint(best_recipe, out / "best", tokenizer_src=candidates.paths[0])
+        session.shards.merge_to_checkpoint(best_recipe, out / "best", tokenizer_src=candidates.template_dir)
         stages.done("export")
     result = RunResult(config=cfg, analysis=analysis, scores=frame, trials=trials, best=best,
                        comparison=comparison, candidate_paths={c.name: c.path for c in candidates.members},

@@ -6,11 +6,20 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from soup_search.errors import CandidateError
+from soup_search.io.safetensors_format import INDEX_FILE, SINGLE_FILE
 from soup_search.scoring.generation import evaluate, evaluate_examples
 from soup_search.scoring.protocol import ScoreResult
+
+
+def build_model(template: Path):
+    """The template's model; from its config alone when the folder holds no weights (a URL
+    candidate's local files: every weight is loaded from the shards before scoring)."""
+    if any((template / f).is_file() for f in (SINGLE_FILE, INDEX_FILE)):
+        return AutoModelForCausalLM.from_pretrained(template)
+    return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(template))
 
 
 class HFScorer:
@@ -24,7 +33,7 @@ class HFScorer:
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(template)
         self.tokenizer.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(template).to(self.device).eval()
+        self.model = build_model(Path(template)).to(self.device).eval()
         self._params = self.model.state_dict()
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> int:

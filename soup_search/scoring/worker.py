@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from soup_search.errors import SoupSearchError
+from soup_search.io import remote
+from soup_search.io.checkpoint import CONFIG_FILE, TOKENIZER_FILES
 from soup_search.io.dtypes import array_to_torch
 from soup_search.scoring.chunks import chunk_examples
 from soup_search.scoring.hf import HFScorer
@@ -32,6 +34,14 @@ def make_scorer(backend: str, template: str | Path, batch_size: int = 256, threa
     raise SoupSearchError(f"unknown scorer backend {backend!r}; use one of {', '.join(BACKENDS)}")
 
 
+def local_template(template: str | Path, cache_dir: str | None = None) -> Path:
+    """A local folder to build the scorer's model from: the checkpoint itself, or for a URL its
+    config and tokenizer files fetched on this node (the weights arrive from the shards)."""
+    if not remote.is_url(template):
+        return Path(template)
+    return remote.local_files(str(template), (CONFIG_FILE, *TOKENIZER_FILES), cache_dir)
+
+
 def shard_tensors(parts: Iterable[Mapping[str, np.ndarray]]):
     """Shard results as ``(name, tensor)`` pairs, zero-copy; uint16 arrays carry bfloat16 bits."""
     for part in parts:
@@ -49,8 +59,10 @@ class WeightsNotLoaded(SoupSearchError):
 class ScorerWorker:
     """One scorer plus a cache of built objectives (each built once per process)."""
 
-    def __init__(self, template: str, backend: str = "hf", batch_size: int = 256, threads: int | None = None):
-        self.scorer = make_scorer(backend, template, batch_size=batch_size, threads=threads)
+    def __init__(self, template: str, backend: str = "hf", batch_size: int = 256, threads: int | None = None,
+                 cache_dir: str | None = None):
+        self.scorer = make_scorer(backend, local_template(template, cache_dir), batch_size=batch_size,
+                                  threads=threads)
         self._objectives: dict[str, object] = {}
         self.calls = 0
         self.loaded: str | None = None  # the load_id of the weights held (None: the template's)
