@@ -1,11 +1,15 @@
-"""``soup-search bench merge``: how fast are soups made, from disk and in memory?
+"""``soup-search bench merge``: how fast are soups made, from disk and in memory, and how does it scale?
 
-Steps: write ``models`` random Llama-shaped checkpoints of ``params`` parameters →
+For each model size in ``params``: write ``models`` random Llama-shaped checkpoints →
 (a) disk-to-disk merge (:func:`merge_to_disk`: read every input once, write the soup) →
-(b) in-memory linear soups on shard actors, timed around ``ray.get(group.merge(recipe))``
+then for each shard count in ``shards`` and each shard memory mode in ``memory``
+(resident copies or memory-mapped files): start a shard group (timed: loading or mapping),
+(b) in-memory linear soups on its actors, timed around ``ray.get(group.merge(recipe))``
 with new weights each repeat (so the cache never hits; the object-store put is part of
 the time) → (c) the memory-copy bandwidth of the same actors (``np.copyto``, concurrently)
-→ the ratio (b)/(c). Bandwidths count bytes read plus bytes written.
+→ the ratio (b)/(c). One :class:`MergeRow` per (params, shards, memory). Bandwidths count
+bytes read plus bytes written. The checkpoints were just written, so a mapped shard reads
+them from a warm page cache.
 
 :func:`versus_mergekit` (``--vs-mergekit``) instead times whole processes: ``soup-search
 merge`` and ``mergekit-yaml`` on the same linear recipe, alternately, ``repeats`` times each.
@@ -41,26 +45,45 @@ LAYERS = 8
 
 
 @dataclass(frozen=True)
-class MergeBench:
-    models: int
+class MergeRow:
+    """In-memory merging of one model size on one shard group (one row of the table)."""
+
     params: int
     shards: int
-    dtype: str
-    repeats: int
+    memory: str  # "resident" or "mmap"
     model_bytes: int
     tensors: int
-    disk_to_disk_s: float
-    disk_to_disk_gbps: float
-    in_memory_s: float  # best of the repeats
-    in_memory_median_s: float
-    in_memory_gbps: float
-    copy_gbps: float
-    ratio: float
+    load_s: float  # starting the shard group: actors copy (resident) or map (mmap) their tensors
+    merge_s: float  # one soup, best of the repeats (wall, around ray.get)
+    merge_median_s: float
+    gbps: float  # bytes read+written / merge_s
     actor_merge_s: float  # compute only, inside the actors (slowest shard), best repeat
-    in_memory_cpu_s: float  # CPU seconds of the busiest actor per merge (merge + put), best repeat
-    in_memory_cpu_gbps: float  # bytes read+written / in_memory_cpu_s: the figure that load does not skew
+    cpu_s: float  # CPU seconds of the busiest actor per merge (merge + put), best repeat
+    cpu_gbps: float  # bytes read+written / cpu_s: the figure that load does not skew
+    copy_gbps: float  # memory copy of the same actors, all at once (wall)
     copy_cpu_gbps: float
-    ratio_cpu: float
+    ratio: float  # gbps / copy_gbps
+    object_store_bytes: int  # the soup put into the object store per merge (model bytes in the output dtype)
+    resident_bytes_per_shard: int  # largest shard's copies of the candidates (0 when mapped)
+
+
+@dataclass(frozen=True)
+class DiskMerge:
+    """The disk-to-disk merge of one model size (:func:`merge_to_disk`)."""
+
+    params: int
+    model_bytes: int
+    seconds: float
+    gbps: float  # bytes read+written / seconds
+
+
+@dataclass(frozen=True)
+class MergeBench:
+    models: int
+    dtype: str
+    repeats: int
+    disk_to_disk: list[DiskMerge]  # one per model size
+    rows: list[MergeRow]  # one per (params, shards, memory)
     load_avg: tuple[float, float, float]
     cpus: int
 
@@ -77,25 +100,47 @@ def parse_params(text: str | int) -> int:
     return value
 
 
-def check_options(models: int, params: str | int, shards: int, dtype: str, repeats: int) -> int:
-    """All problems of the options in one ConfigError (before any Ray work); returns the parameter count."""
+def split_list(text: str | int) -> list[str]:
+    """``"1,2, 4"`` → ``["1", "2", "4"]``; one value is a list of one."""
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def check_options(models: int, params: str | int, shards: str | int, dtype: str, repeats: int,
+                  memory: str = "resident,mmap") -> tuple[list[int], list[int], list[str]]:
+    """All problems of the options in one ConfigError (before any Ray work).
+
+    ``params``, ``shards`` and ``memory`` are one value or a comma list; returns them as lists
+    (parameter counts, shard counts, memory modes), duplicates dropped, in the order given.
+    """
+    from soup_search.engine.shard import MEMORY_MODES
+
     problems = []
-    try:
-        count = parse_params(params)
-    except ConfigError as err:
-        problems += err.problems
-        count = 0
+    counts = []
+    for text in split_list(params) or [""]:
+        try:
+            counts.append(parse_params(text))
+        except ConfigError as err:
+            problems += err.problems
+    shard_counts = []
+    for text in split_list(shards):
+        if not text.isdigit() or int(text) < 1:
+            problems.append(f"--shards {text}: use whole numbers of at least 1, e.g. 1,2,4,8")
+        else:
+            shard_counts.append(int(text))
+    if not split_list(shards):
+        problems.append("--shards is empty: use e.g. 1,2,4,8")
+    modes = split_list(memory)
+    if not modes or [m for m in modes if m not in MEMORY_MODES]:
+        problems.append(f"--memory {memory}: use resident, mmap or both (resident,mmap)")
     if models < 2:
         problems.append(f"--models {models}: a soup needs at least 2 models")
     if dtype not in ("float32", "bfloat16", "float16"):
         problems.append(f"--dtype {dtype}: use float32, bfloat16 or float16")
     if repeats < 1:
         problems.append(f"--repeats {repeats}: use at least 1")
-    if shards < 1:
-        problems.append(f"--shards {shards}: use at least 1")
     if problems:
         raise ConfigError("bench merge", problems)
-    return count
+    return list(dict.fromkeys(counts)), list(dict.fromkeys(shard_counts)), list(dict.fromkeys(modes))
 
 
 def llama_layout(params: int) -> tuple[dict, list[tuple[str, tuple[int, ...]]]]:
@@ -152,13 +197,14 @@ def disk_to_disk(candidates, out_dir: Path) -> float:
     return time.perf_counter() - t0
 
 
-def in_memory(candidates, shards: int, repeats: int, num_threads: int) -> dict:
+def in_memory(candidates, shards: int, repeats: int, num_threads: int, memory: str = "resident") -> dict:
     """Time ``repeats`` linear soups (new weights each) on shard actors, and their copy bandwidth.
 
     Returns lists per repeat: ``wall`` (driver, around ``ray.get(candidates.merge(...))``),
     ``compute`` (slowest actor's merge alone), ``cpu`` (most CPU seconds an actor spent on the
-    call, merge and object-store put included); ``copy_gbps``/``copy_cpu_gbps`` (all actors
-    copying their share at once) and ``out_bytes``.
+    call, merge and object-store put included); ``load_s`` (starting the group),
+    ``copy_gbps``/``copy_cpu_gbps`` (all actors copying their share at once), ``out_bytes``
+    (one soup's bytes, as put into the object store) and ``resident_bytes`` (largest shard's).
     """
     # Ray only here: the bench is not the Ray edge, and --vs-mergekit does not need it
     import ray
@@ -167,7 +213,12 @@ def in_memory(candidates, shards: int, repeats: int, num_threads: int) -> dict:
 
     rng = np.random.default_rng(1)
     res: dict = {"wall": [], "compute": [], "cpu": []}
-    with ShardGroup(candidates, n_shards=shards, num_threads=num_threads, cache_size=0) as sp:
+    # a quarter CPU per actor (ShardGroup's default), less when that many do not fit the cluster
+    num_cpus = min(0.25, ray.cluster_resources().get("CPU", 1) / shards)
+    t0 = time.perf_counter()
+    with ShardGroup(candidates, n_shards=shards, num_cpus=num_cpus, num_threads=num_threads,
+                    cache_size=0, memory=memory) as sp:
+        res["load_s"] = time.perf_counter() - t0
         ray.get(sp.merge(MergeRecipe.soup(_weights(rng, candidates.names))))  # warm-up: buffers, object store
         for _ in range(repeats):
             recipe = MergeRecipe.soup(_weights(rng, candidates.names))
@@ -180,6 +231,7 @@ def in_memory(candidates, shards: int, repeats: int, num_threads: int) -> dict:
             res["cpu"].append(max(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before)))
             res["out_bytes"] = sum(a.nbytes for part in parts for a in part.values())
             del parts
+        res["resident_bytes"] = max(s["resident_bytes"] for s in sp.stats())
         part_bytes = [sum(candidates.tensor_infos[n].nbytes for n in part) for part in sp.parts]
         # each actor copies an array as large as its share of the output, all at the same time
         times = ray.get([a.copy_probe.remote(b, 5) for a, b in zip(sp.actors, part_bytes)])
@@ -188,42 +240,58 @@ def in_memory(candidates, shards: int, repeats: int, num_threads: int) -> dict:
     return res
 
 
-def run_bench(models: int = 3, params: int | str = 100_000_000, shards: int = 2, dtype: str = "float32",
-              repeats: int = 3, keep: Path | None = None, num_threads: int = 1, progress=None) -> MergeBench:
-    """Run the whole benchmark; ``keep`` keeps the generated checkpoints (and the merged one) there."""
-    params = check_options(models, params, shards, dtype, repeats)
-    say = progress or (lambda msg: None)
-    tmp = None
-    if keep is None:
-        tmp = tempfile.TemporaryDirectory(prefix="soup-bench-")
-        root = Path(tmp.name)
-    else:
-        root = Path(keep)
-    try:
-        say(f"writing {models} checkpoints of {params / 1e6:.0f}M {dtype} params")
-        paths = write_models(root / "models", models, params, dtype)
-        candidates = load_candidates(paths)
-        model_bytes = sum(i.nbytes for i in candidates.tensor_infos.values())
-        say("disk-to-disk merge")
-        disk_s = disk_to_disk(candidates, root / "merged")
-        say(f"in-memory merges on {shards} shard actors")
-        mem = in_memory(candidates, shards, repeats, num_threads)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+def merge_row(candidates, models: int, params: int, shards: int, memory: str, repeats: int,
+              num_threads: int) -> MergeRow:
+    """One row: :func:`in_memory` on ``shards`` actors holding the candidates ``memory``-wise."""
+    mem = in_memory(candidates, shards, repeats, num_threads, memory)
+    model_bytes = sum(i.nbytes for i in candidates.tensor_infos.values())
     moved = models * model_bytes + mem["out_bytes"]  # read every input once, write the soup once
     # with n shards in parallel, the CPU-time throughput is n shares of bytes in the slowest actor's CPU time
-    mem_gbps, cpu_gbps = moved / min(mem["wall"]) / 1e9, moved / min(mem["cpu"]) / 1e9
-    return MergeBench(
-        models=models, params=params, shards=shards, dtype=dtype, repeats=repeats,
-        model_bytes=model_bytes, tensors=len(candidates.tensor_infos),
-        disk_to_disk_s=disk_s, disk_to_disk_gbps=(models + 1) * model_bytes / disk_s / 1e9,
-        in_memory_s=min(mem["wall"]), in_memory_median_s=statistics.median(mem["wall"]),
-        in_memory_gbps=mem_gbps, copy_gbps=mem["copy_gbps"], ratio=mem_gbps / mem["copy_gbps"],
-        actor_merge_s=min(mem["compute"]), in_memory_cpu_s=min(mem["cpu"]), in_memory_cpu_gbps=cpu_gbps,
-        copy_cpu_gbps=mem["copy_cpu_gbps"], ratio_cpu=cpu_gbps / mem["copy_cpu_gbps"],
-        load_avg=tuple(round(x, 2) for x in os.getloadavg()), cpus=os.cpu_count() or 0,
+    gbps = moved / min(mem["wall"]) / 1e9
+    return MergeRow(
+        params=params, shards=shards, memory=memory, model_bytes=model_bytes,
+        tensors=len(candidates.tensor_infos), load_s=mem["load_s"], merge_s=min(mem["wall"]),
+        merge_median_s=statistics.median(mem["wall"]), gbps=gbps, actor_merge_s=min(mem["compute"]),
+        cpu_s=min(mem["cpu"]), cpu_gbps=moved / min(mem["cpu"]) / 1e9, copy_gbps=mem["copy_gbps"],
+        copy_cpu_gbps=mem["copy_cpu_gbps"], ratio=gbps / mem["copy_gbps"],
+        object_store_bytes=mem["out_bytes"], resident_bytes_per_shard=mem["resident_bytes"],
     )
+
+
+def run_bench(models: int = 3, params: int | str = "100M", shards: int | str = "1,2,4,8",
+              memory: str = "resident,mmap", dtype: str = "float32", repeats: int = 3,
+              keep: Path | None = None, num_threads: int = 1, progress=None) -> MergeBench:
+    """Run the whole benchmark; ``params``, ``shards`` and ``memory`` are one value or comma lists.
+
+    ``keep`` keeps the generated checkpoints (and the merged ones) there, one folder per size.
+    """
+    sizes, shard_counts, modes = check_options(models, params, shards, dtype, repeats, memory)
+    say = progress or (lambda msg: None)
+    disks, rows = [], []
+    for size in sizes:
+        tmp = None
+        if keep is None:
+            tmp = tempfile.TemporaryDirectory(prefix="soup-bench-")
+            root = Path(tmp.name)
+        else:
+            root = Path(keep) / f"{size}"
+        try:
+            say(f"writing {models} checkpoints of {size / 1e6:g}M {dtype} params")
+            paths = write_models(root / "models", models, size, dtype)
+            candidates = load_candidates(paths)
+            model_bytes = sum(i.nbytes for i in candidates.tensor_infos.values())
+            say(f"{size / 1e6:g}M: disk-to-disk merge")
+            disk_s = disk_to_disk(candidates, root / "merged")
+            disks.append(DiskMerge(size, model_bytes, disk_s, (models + 1) * model_bytes / disk_s / 1e9))
+            for n in shard_counts:
+                for mode in modes:
+                    say(f"{size / 1e6:g}M: in-memory merges on {n} shard actors ({mode})")
+                    rows.append(merge_row(candidates, models, size, n, mode, repeats, num_threads))
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+    return MergeBench(models=models, dtype=dtype, repeats=repeats, disk_to_disk=disks, rows=rows,
+                      load_avg=tuple(round(x, 2) for x in os.getloadavg()), cpus=os.cpu_count() or 0)
 
 
 def to_json(result: MergeBench | VersusMergekit) -> str:
@@ -281,7 +349,10 @@ def versus_mergekit(models: int = 3, params: int | str = 100_000_000, dtype: str
                     progress=None) -> VersusMergekit:
     """Time ``soup-search merge`` and ``mergekit-yaml`` as subprocesses on one linear recipe of
     ``models`` generated checkpoints, alternately (soup-search first), ``repeats`` times each."""
-    params = check_options(models, params, 1, dtype, repeats)
+    sizes = check_options(models, params, 1, dtype, repeats)[0]
+    if len(sizes) > 1:
+        raise ConfigError("bench merge --vs-mergekit", [f"--params {params}: give one model size"])
+    params = sizes[0]
     mergekit = list(mergekit or mergekit_command() or [])
     if not mergekit:
         raise ConfigError("bench merge", ["--vs-mergekit: mergekit-yaml not found; pip install mergekit "

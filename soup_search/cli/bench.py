@@ -12,8 +12,9 @@ bench_app = typer.Typer(help="Benchmarks of the merge and search hot paths.", no
 @bench_app.command("merge")
 def merge(
     models: int = typer.Option(3, help="Number of generated checkpoints."),
-    params: str = typer.Option("100M", help="Parameters per checkpoint (e.g. 100M, 2M)."),
-    shards: int = typer.Option(2, help="Shard actors for the in-memory merge."),
+    params: str = typer.Option("100M", help="Parameters per checkpoint, one size or a list (e.g. 25M,100M)."),
+    shards: str = typer.Option("1,2,4,8", help="Shard actors for the in-memory merge, one count or a list."),
+    memory: str = typer.Option("resident,mmap", help="How shards hold the tensors: resident, mmap or both."),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
     repeats: int = typer.Option(3, help="In-memory merges to time (best is reported)."),
     threads: int = typer.Option(1, help="Torch threads per shard actor."),
@@ -22,7 +23,9 @@ def merge(
     vs_mergekit: bool = typer.Option(False, "--vs-mergekit", help="Instead: time whole `soup-search merge` and "
                                      "`mergekit-yaml` processes on one linear recipe, alternately, --repeats each."),
 ) -> None:
-    """Time disk-to-disk and in-memory merging against this machine's memory-copy bandwidth."""
+    """Time disk-to-disk and in-memory merging (per model size, shard count and shard memory mode)
+    against this machine's memory-copy bandwidth."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -30,11 +33,11 @@ def merge(
     from soup_search.engine.cluster import start_ray
     from soup_search.io.atomic import atomic_file
 
-    n_params = check_options(models, params, shards, dtype, repeats)
+    check_options(models, params, shards, dtype, repeats, memory)  # every problem, before Ray starts
     console = Console()
     if vs_mergekit:
         with console.status("bench merge --vs-mergekit") as status:
-            v = versus_mergekit(models=models, params=n_params, dtype=dtype, repeats=repeats, keep=keep,
+            v = versus_mergekit(models=models, params=params, dtype=dtype, repeats=repeats, keep=keep,
                                 progress=lambda msg: status.update(msg))
         table = Table(title=f"whole processes: {v.models} × {v.params / 1e6:.1f}M {v.dtype} params "
                             f"({v.model_bytes / 1e9:.3f} GB each), linear, {v.repeats} alternating rounds")
@@ -52,26 +55,26 @@ def merge(
         return
     start_ray()
     with console.status("bench merge") as status:
-        r = run_bench(models=models, params=n_params, shards=shards, dtype=dtype,
+        r = run_bench(models=models, params=params, shards=shards, memory=memory, dtype=dtype,
                       repeats=repeats, keep=keep, num_threads=threads,
                       progress=lambda msg: status.update(msg))
-    gb = r.model_bytes / 1e9
-    table = Table(title=f"merge: {r.models} × {r.params / 1e6:.1f}M {r.dtype} params "
-                        f"({gb:.3f} GB each, {r.tensors} tensors), {r.shards} shards")
-    table.add_column("measure")
-    table.add_column("time", justify="right")
-    table.add_column("GB/s (read+write)", justify="right")
-    table.add_row("disk-to-disk merge (merge_to_disk)", f"{r.disk_to_disk_s:.3f} s", f"{r.disk_to_disk_gbps:.2f}")
-    table.add_row(f"in-memory merge, best of {r.repeats} (median {r.in_memory_median_s:.3f} s)",
-                  f"{r.in_memory_s:.3f} s", f"{r.in_memory_gbps:.2f}")
-    table.add_row("  of which merge compute in actors", f"{r.actor_merge_s:.3f} s", "")
-    table.add_row("memory copy (np.copyto, same actors)", "", f"{r.copy_gbps:.2f}")
-    table.add_row("in-memory / copy bandwidth", "", f"{r.ratio:.0%}")
-    table.add_row("in-memory merge, CPU time of busiest actor", f"{r.in_memory_cpu_s:.3f} s",
-                  f"{r.in_memory_cpu_gbps:.2f}")
-    table.add_row("memory copy, CPU time", "", f"{r.copy_cpu_gbps:.2f}")
-    table.add_row("in-memory / copy, by CPU time", "", f"{r.ratio_cpu:.0%}")
+    for d in r.disk_to_disk:
+        console.print(f"disk-to-disk merge (merge_to_disk) of {r.models} × {d.params / 1e6:g}M {r.dtype} params "
+                      f"({d.model_bytes / 1e9:.3f} GB each): {d.seconds:.3f} s, {d.gbps:.2f} GB/s read+write")
+    table = Table(title=f"in-memory merge of one linear soup of {r.models} {r.dtype} models, best of {r.repeats}",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
+    for name in ("params", "shards", "memory", "load s", "merge s", "GB/s", "copy", "% copy", "store", "res."):
+        table.add_column(name, justify="left" if name == "memory" else "right", no_wrap=True)
+    for row in r.rows:
+        table.add_row(f"{row.params / 1e6:g}M", str(row.shards), row.memory, f"{row.load_s:.2f}",
+                      f"{row.merge_s:.3f}", f"{row.gbps:.2f}", f"{row.copy_gbps:.2f}", f"{row.ratio:.0%}",
+                      f"{row.object_store_bytes / 1e9:.3f}", f"{row.resident_bytes_per_shard / 1e9:.3f}")
     console.print(table)
+    console.print("load s: starting the shard actors (copying or mapping their tensors); GB/s: bytes read+written / "
+                  "merge s; copy: memory-copy GB/s of the same actors; % copy: in-memory / copy bandwidth; "
+                  "store: GB put into the object store per trial (one soup); res.: GB of resident copies in the "
+                  "largest shard (0 when mapped). Mapped shards read a warm page cache (the checkpoints were just "
+                  "written).")
     console.print(f"load average {r.load_avg[0]:.2f} {r.load_avg[1]:.2f} {r.load_avg[2]:.2f} on {r.cpus} CPUs")
     if json_out is not None:
         with atomic_file(json_out) as fh:

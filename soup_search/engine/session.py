@@ -62,7 +62,8 @@ class Session:
         try:
             self.shards = ShardGroup(candidates, n_shards=min(res.shards, len(candidates.tensor_infos)),
                                      num_cpus=res.shard_cpus, placement=shard_placement(remote, res.shards),
-                                     use_gpu=self.needs.shard_gpus > 0, num_gpus=self.needs.shard_gpus)
+                                     use_gpu=self.needs.shard_gpus > 0, num_gpus=self.needs.shard_gpus,
+                                     memory=res.shard_memory)
             self.scorers.wait_ready()
         except BaseException:
             self.scorers.close()

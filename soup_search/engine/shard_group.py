@@ -33,8 +33,10 @@ MAX_RESTARTS = 3
 class _ShardActorImpl(Shard):
     """The actor flavour of :class:`Shard`: picks its device itself (one place) and reuses buffers."""
 
-    def __init__(self, candidates, tensor_names, use_gpu: bool = False, num_threads: int | None = None):
-        super().__init__(candidates, tensor_names, device=pick_device(use_gpu), num_threads=num_threads)
+    def __init__(self, candidates, tensor_names, use_gpu: bool = False, num_threads: int | None = None,
+                 memory: str = "resident", cache_dir: str | None = None):
+        super().__init__(candidates, tensor_names, device=pick_device(use_gpu), num_threads=num_threads,
+                         memory=memory, cache_dir=cache_dir)
 
     def merge(self, recipe, reuse_buffers: bool = True):
         # safe: Ray copies the returned arrays into the object store before the next call runs
@@ -73,7 +75,8 @@ class ShardGroup:
 
     def __init__(self, candidates, n_shards: int = 2, placement: str = "PACK",
                  use_gpu: bool | None = None, cache_size: int = 8, num_cpus: float = 0.25,
-                 num_threads: int | None = 1, timeout_s: float = 120.0, num_gpus: float | None = None):
+                 num_threads: int | None = 1, timeout_s: float = 120.0, num_gpus: float | None = None,
+                 memory: str = "resident"):
         if placement not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
             raise MergeError(f"placement {placement!r} is unknown; use PACK or SPREAD")
         self.candidates = _as_candidate_set(candidates)
@@ -100,7 +103,8 @@ class ShardGroup:
                 num_cpus=num_cpus, num_gpus=num_gpus,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(
                     placement_group=self._pg, placement_group_bundle_index=i),
-            ).remote(cands, part, use_gpu=self.use_gpu, num_threads=num_threads)
+            ).remote(cands, part, use_gpu=self.use_gpu, num_threads=num_threads, memory=memory,
+                     cache_dir=str(self.candidates.cache_dir) if self.candidates.cache_dir else None)
             for i, part in enumerate(self.parts)
         ]
         self.cache_size = cache_size

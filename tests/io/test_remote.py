@@ -161,13 +161,13 @@ def test_shards_fetch_exactly_their_tensors_and_merge_bit_for_bit(s3, tmp_path):
     assert sum(per_shard) - 2 * sum(overhead.values()) == pool  # together: one copy of the pool
 
 
-def test_cache_dir_serves_a_second_shard_and_is_keyed_by_content(s3, tmp_path, monkeypatch):
+def test_cache_dir_serves_a_second_shard_and_is_keyed_by_content(s3, tmp_path):
     fs, local = s3
     cache = tmp_path / "cache"
-    monkeypatch.setattr(shard_module, "CheckpointReader", functools.partial(CheckpointReader, cache_dir=cache))
     candidates = load_candidates(_urls(("m0", "m2")), cache_dir=cache)
     names = list(candidates.tensor_infos)
     specs = list(zip(candidates.names, candidates.paths))
+    Shard = functools.partial(shard_module.Shard, cache_dir=cache)  # noqa: N806
     recipe = MergeRecipe.soup({"m0": 0.5, "m2": 0.5})
     overhead = {n: _reader_bytes(local[n]) for n in ("m0", "m2")}
     tensor_bytes = sum(candidates.tensor_infos[n].nbytes for n in names)
@@ -192,6 +192,43 @@ def test_cache_dir_serves_a_second_shard_and_is_keyed_by_content(s3, tmp_path, m
         assert len(list((cache / "ranges").iterdir())) == 3  # m0, the old m2, the new m2
     finally:
         fs.put_file(str(local["m2"] / "model.safetensors"), f"{BUCKET}/m2/model.safetensors")
+
+
+SHARD_ACTORS_PROBE = """
+import json, numpy as np, torch
+from soup_search.candidates import load_candidates
+from soup_search.engine.cluster import start_ray
+from soup_search.engine.shard import Shard
+from soup_search.engine.shard_group import ShardGroup
+from soup_search.merge import MergeRecipe
+
+start_ray(num_cpus=2)
+cands = load_candidates(URLS, cache_dir=CACHE)
+recipe = MergeRecipe.soup(WEIGHTS)
+with ShardGroup(cands, n_shards=2) as group:
+    merged = group.merged_state_dict(recipe)
+    stats = group.stats()
+    parts = group.parts
+alone = Shard(list(LOCAL.items()), list(cands.tensor_infos)).merge(recipe)
+print(json.dumps({"fetched": [s["fetched_bytes"] for s in stats], "pids": [s["pid"] for s in stats],
+                  "tensor_bytes": [sum(cands.tensor_infos[n].nbytes for n in part) for part in parts],
+                  "equal": all(torch.equal(merged[n], torch.from_numpy(alone[n])) for n in merged)}))
+"""
+
+
+def test_shard_actors_fetch_their_own_tensors_from_s3(s3, tmp_path):
+    """Two shard actors (Ray worker processes) built from s3:// URLs: each fetches its tensors'
+    bytes plus the headers, together one copy of the pool, and they merge as local files do."""
+    _, local = s3
+    code = (SHARD_ACTORS_PROBE.replace("URLS", repr(_urls())).replace("CACHE", repr(str(tmp_path)))
+            .replace("WEIGHTS", repr(WEIGHTS)).replace("LOCAL", repr({n: str(p) for n, p in local.items()})))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_ADDRESS": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    overhead = sum(_reader_bytes(p) for p in local.values())
+    assert len(set(seen["pids"])) == 2 and seen["equal"]
+    assert seen["fetched"] == [tensors * len(local) + overhead for tensors in seen["tensor_bytes"]]
 
 
 @pytest.mark.parametrize("url, words", [
