@@ -219,7 +219,7 @@ class PostgresServer:
         return self.url(name)
 
     def close(self) -> None:
-        try:
+        """Stop the server (if a test left it running) and remove its files."""
+        if (self.data / "postmaster.pid").exists():
             self.stop("immediate")
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
