@@ -1,11 +1,16 @@
-"""Shared fixtures: a real local Ray cluster and the tiny toy zoo, each built once per session."""
+"""Shared fixtures: a real local Ray cluster and the tiny toy zoo, each built once per session, and
+a real PostgreSQL server per test module."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import PostgresServer
 
 # keep every test's caches (zoo, score cache) out of the user's home
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -55,3 +60,16 @@ def tiny_zoo(cache_dir):
 
     with FileLock(str((cache_dir / "zoo").resolve().parent / "zoo.lock")):
         return build_zoo(size="tiny", progress=False)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL 15 server for one test module (:class:`tests.helpers.PostgresServer`):
+    ``.url()``, ``.create_database(name)``, ``.restart()`` / ``.stop()`` / ``.start()``.
+    A server that cannot start fails the test; it is never skipped."""
+    try:
+        server = PostgresServer(Path(tempfile.mkdtemp(prefix="soup-pg-")))
+    except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+        pytest.fail(f"PostgreSQL could not start: {err}")
+    yield server
+    server.close()

@@ -7,16 +7,21 @@ Use the checkpoints instead of mocking tensors: every test that needs a candidat
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import sqlalchemy as sa
 import torch
 import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from soup_search.cli import main
 from soup_search.objectives.toy import ToyObjective
+from soup_search.service.process import free_port
 from soup_search.zoo.tokenizer import build_char_tokenizer
 
 
@@ -156,3 +161,65 @@ class LoopbackHTTP:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL 15 cluster in ``root``, on a free loopback port, trust auth.
+
+    ``url(database, driver)`` is its SQLAlchemy URL; ``create_database(name)`` makes an empty
+    database and returns its URL; ``stop()``, ``start()`` and ``restart()`` bounce the server
+    (``-m fast``: open sessions are cut, as in a real restart); ``close()`` removes it all.
+    As root, the server runs as the ``postgres`` user (PostgreSQL refuses to run as root)."""
+
+    def __init__(self, root: Path):
+        self.root, self.data, self.port = Path(root), Path(root) / "data", free_port()
+        if not (PG_BIN / "initdb").exists():
+            raise RuntimeError(f"PostgreSQL 15 is not installed at {PG_BIN}; install it (apt-get install postgresql-15)")
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._pg("initdb", "-A", "trust", "-U", "postgres", "-D", str(self.data))
+        self.start()
+
+    def _pg(self, tool: str, *args: str) -> None:
+        argv = [str(PG_BIN / tool), *args]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            log = self.root / "log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{tool} {' '.join(args[:2])} failed: {done.stderr.strip()}\n{tail}")
+
+    def _ctl(self, action: str, mode: str = "fast") -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-m", mode,
+                 "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}", action)
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("stop", mode)
+
+    def restart(self, mode: str = "fast") -> None:
+        self._ctl("restart", mode)
+
+    def url(self, database: str = "postgres", driver: str = "psycopg") -> str:
+        return f"postgresql+{driver}://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        engine = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        finally:
+            engine.dispose()
+        return self.url(name)
+
+    def close(self) -> None:
+        """Stop the server (if a test left it running) and remove its files."""
+        if (self.data / "postmaster.pid").exists():
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -41,11 +41,8 @@ from soup_search.errors import ClusterError
 from soup_search.search.lineage import CARRIED_FROM, PARENT_TRIAL
 from soup_search.search.pruning import clearly_worse
 from soup_search.search.samplers import make_sampler
+from soup_search.search.storage import open_storage
 from soup_search.search.trial import TrialContext, log_pruned, soup_trial
-
-
-def open_storage(url: str):
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {})
 
 
 #: trials that count in the budget: scored in full, or stopped by the pruner

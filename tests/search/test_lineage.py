@@ -12,7 +12,8 @@ from soup_search.search.lineage import (
     CarryOver, ParentRun, ParentTrial, carry_over, encode, newcomers, seed_point, seed_points,
 )
 from soup_search.search.space import SearchSpace
-from soup_search.search.tuner import completed_trials, open_storage, prepare_study
+from soup_search.search.storage import open_storage
+from soup_search.search.tuner import completed_trials, prepare_study
 
 #: the parent: two groups, experts a and b, each with an alternate
 PARENT = SearchSpace.from_analysis({"g1": "a", "g2": "b"}, {"g1": ["a", "c"], "g2": ["b", "a"]})

@@ -10,7 +10,8 @@ from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
 
 from soup_search.search.space import SearchSpace
 from soup_search.search.trial import TrialContext, soup_recipe, weights_fingerprint
-from soup_search.search.tuner import open_storage, run_study
+from soup_search.search.storage import open_storage
+from soup_search.search.tuner import run_study
 from tests.helpers import write_config
 
 pytestmark = pytest.mark.slow

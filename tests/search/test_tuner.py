@@ -8,7 +8,8 @@ import pytest
 from soup_search.errors import ConfigError
 from soup_search.search.samplers import SAMPLERS, make_sampler
 from soup_search.search.space import SearchSpace
-from soup_search.search.tuner import completed_trials, open_storage, prepare_study
+from soup_search.search.storage import open_storage
+from soup_search.search.tuner import completed_trials, prepare_study
 
 SPACE = SearchSpace.from_analysis({"x": "a", "y": "b"}, {"x": ["a", "c"], "y": ["b"]})
 

@@ -1,44 +1,19 @@
-"""The service on a real PostgreSQL 15 (started here, on loopback): migrations, tokens, searches,
+"""The service on a real PostgreSQL 15 (the root `postgres` fixture, on loopback): migrations, tokens, searches,
 transitions and audit rows land in it, and a restarted service reads them back."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
-
-import pytest
 import sqlalchemy as sa
 
 from soup_search.service.db import head_revision
 from tests.service.conftest import Service, free_port, make_token, tiny_config_text
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A throwaway PostgreSQL cluster owned by the postgres user (it refuses to run as root)."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL 15 is not installed at {PG_BIN}; install postgresql-15 (apt-get install postgresql-15)")
-    root = Path(tempfile.mkdtemp(prefix="soup-pg-"))
-    data = root / "data"
-    shutil.chown(root, "postgres", "postgres")
-    port = free_port()
-    run = lambda *argv: subprocess.run(["runuser", "-u", "postgres", "--", *argv],  # noqa: E731
-                                       check=True, capture_output=True, text=True, timeout=120)
-    run(str(PG_BIN / "initdb"), "-A", "trust", "-U", "postgres", "-D", str(data))
-    run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
-        "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {root}", "start")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-    shutil.rmtree(root, ignore_errors=True)
-
 
 def test_the_service_keeps_its_state_in_postgres(postgres, tmp_path):
-    token = make_token(tmp_path, "alice", "write", db=postgres)
-    svc = Service(tmp_path, db=postgres, args=("--ray-address", f"http://127.0.0.1:{free_port()}")).start()
+    """``postgres`` is the root fixture: a real server (tests/conftest.py)."""
+    db = postgres.create_database("service")
+    token = make_token(tmp_path, "alice", "write", db=db)
+    svc = Service(tmp_path, db=db, args=("--ray-address", f"http://127.0.0.1:{free_port()}")).start()
     try:
         with svc.client(token) as api:
             created = api.post("/v1/searches?id=pg-1", content=tiny_config_text(), headers={"content-type": "text/yaml"})
@@ -46,7 +21,7 @@ def test_the_service_keeps_its_state_in_postgres(postgres, tmp_path):
             assert api.post("/v1/searches/pg-1/cancel").json()["state"] == "cancelled"
     finally:
         svc.stop()
-    engine = sa.create_engine(postgres)
+    engine = sa.create_engine(db)
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
         assert c.execute(sa.text("SELECT state FROM searches WHERE id = 'pg-1'")).scalar() == "cancelled"
@@ -57,7 +32,7 @@ def test_the_service_keeps_its_state_in_postgres(postgres, tmp_path):
         created_at = c.execute(sa.text("SELECT created_at FROM searches WHERE id = 'pg-1'")).scalar()
         assert created_at.tzinfo is not None  # timestamps keep their zone
     engine.dispose()
-    again = Service(tmp_path, db=postgres, args=("--ray-address", f"http://127.0.0.1:{free_port()}")).start()
+    again = Service(tmp_path, db=db, args=("--ray-address", f"http://127.0.0.1:{free_port()}")).start()
     try:
         with again.client(token) as api:
             body = api.get("/v1/searches/pg-1").json()
