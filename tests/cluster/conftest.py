@@ -64,14 +64,15 @@ def multi_node(tiny_zoo):
     cluster.shutdown()
 
 
-def cluster_config(tmp_path: Path, name: str, address: str, seed: int, n_trials: int = 6, **resources) -> Path:
+def cluster_config(tmp_path: Path, name: str, address: str, seed: int, n_trials: int = 6,
+                   storage: str | None = None, **resources) -> Path:
     """A tiny-zoo search that joins the cluster at ``address`` (Tune's dir on storage all nodes see)."""
     cfg = {
         "name": name,
         "candidates": {"zoo": "tiny"},
         "objective": {"name": "toy", "params": {"seed": seed, "n_dev": 24, "n_test": 24}},
         "analysis": {"tau": 0.5, "top_k": 2},
-        "search": {"sampler": "tpe", "n_trials": n_trials, "seed": 0},
+        "search": {"sampler": "tpe", "n_trials": n_trials, "seed": 0, "storage": storage},
         "resources": {"address": address, "storage_path": str(tmp_path / "shared" / "tune"), "shards": 2,
                       "scorers": 2, "shard_cpus": 0.25, "scorer_cpus": 0.5, **resources},
     }

@@ -9,6 +9,7 @@ import socket
 import subprocess
 
 import pytest
+import sqlalchemy as sa
 
 from tests.cluster.conftest import (
     cluster_config, finished_trials, logged_recipes, placement, search_cmd, wait_until,
@@ -17,12 +18,14 @@ from tests.cluster.conftest import (
 pytestmark = pytest.mark.slow
 
 
-def test_a_search_survives_losing_a_worker_node(multi_node, tmp_path):
+def test_a_search_survives_losing_a_worker_node(multi_node, postgres, tmp_path):
     """Kill the worker node that holds a shard actor after the first trial: the shard is rebuilt
     on another node, its calls retried, and the search ends with exactly its budget, no recipe
-    scored twice."""
+    scored twice. The study lives on PostgreSQL, as on a real cluster."""
     multi_node.ensure_workers(2)
-    cfg = cluster_config(tmp_path, "lose-one", multi_node.address, seed=301, n_trials=6)
+    postgres.create_database("lose_one")
+    cfg = cluster_config(tmp_path, "lose-one", multi_node.address, seed=301, n_trials=6,
+                         storage=postgres.url("lose_one"))
     out, state = tmp_path / "lose-one", tmp_path / "lose-one" / "state"
     proc = subprocess.Popen(search_cmd(cfg, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: len(logged_recipes(state)) >= 1, proc, "a first trial")
@@ -36,7 +39,10 @@ def test_a_search_survives_losing_a_worker_node(multi_node, tmp_path):
     assert len(set(start["shards"])) == 2  # spread: the two shards on two nodes
     end = placement(state)
     assert victim not in end["shards"] + end["scorers"]  # the lost node's actors were rebuilt elsewhere
-    assert finished_trials(state) == 6
+    with sa.create_engine(postgres.url("lose_one")).connect() as db:
+        states = dict(db.execute(sa.text("SELECT state, COUNT(*) FROM trials GROUP BY state")).all())
+    assert states.get("COMPLETE", 0) + states.get("PRUNED", 0) == 6
+    assert not (state / "optuna.sqlite").exists()
     recipes = logged_recipes(state)
     assert len(recipes) == 6 and len(set(recipes)) == 6  # the budget exactly, no recipe scored twice
     results = json.loads((out / "results.json").read_text())
