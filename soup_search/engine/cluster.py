@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import ray
 
 from soup_search.config import TRIAL_CPUS, ResourcesConfig, RunConfig, address_problem
-from soup_search.errors import ConfigError
+from soup_search.errors import ClusterError, ConfigError
 
 __all__ = ["HEAD_RESOURCE", "TRIAL_CPUS", "TRIAL_SLOT", "Needs", "capacity_problem", "check_capacity", "check_reachable",
-           "check_storage", "cpus_needed", "driver_on_head", "live_nodes", "plan_needs", "start_ray"]
+           "check_storage", "cpus_needed", "driver_on_head", "live_nodes", "lost_nodes_error", "plan_needs",
+           "start_ray", "wait_or_refuse"]
 
 #: a custom resource of the local instance: one unit per trial that may hold a Tune actor at
 #: once. Trials ask for 0.01 CPU, so without it every trial Tune stages gets its placement group
@@ -122,6 +123,25 @@ def check_capacity(needs: Needs, remote: bool) -> None:
         where = "add nodes" if remote else "raise resources.num_cpus"
         raise ConfigError("resources", [f"{problem}; lower resources.shards / scorers / shard_cpus / "
                                         f"scorer_cpus, or {where}"])
+
+
+def lost_nodes_error(problem: str) -> ClusterError:
+    """The one line a run stops with when the nodes left cannot hold its actors."""
+    return ClusterError(f"the Ray cluster lost nodes mid-run: {problem}; add nodes with those resources, "
+                        "then run the same command with --resume")
+
+
+def wait_or_refuse(refs, needs: Needs | None, every_s: float = 2.0):
+    """``ray.get(refs)``, checking every ``every_s`` seconds of waiting that the cluster can still
+    hold ``needs``: a call to an actor that has nowhere to restart would otherwise wait forever."""
+    pending = list(refs) if isinstance(refs, list) else [refs]
+    while True:
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=every_s)
+        if not pending:
+            return ray.get(refs)
+        problem = capacity_problem(needs) if needs is not None else None
+        if problem:
+            raise lost_nodes_error(problem)
 
 
 def live_nodes() -> list[dict]:

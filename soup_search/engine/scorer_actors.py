@@ -9,13 +9,12 @@ Trials share the actors through a free-list queue.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import ray
 from ray.util.queue import Queue
 
-from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult
 from soup_search.scoring.worker import ScorerWorker
 
 
@@ -75,13 +74,3 @@ def borrowed_scorer(free) -> Iterator:
         yield actor
     finally:
         free.put(actor)
-
-
-def score_with_free_scorer(free, parts: Sequence, spec: ObjectiveSpec, split: str,
-                           held_out: bool = False) -> ScoreResult:
-    """Take a scorer from the free list, score on it, and give it back (used by trials).
-
-    ``parts`` (ObjectRefs of the shard results) go as top-level arguments, so Ray resolves
-    them in the scorer's process, zero-copy from the object store."""
-    with borrowed_scorer(free) as actor:
-        return ray.get(actor.score_parts.remote(spec, split, held_out, *parts))

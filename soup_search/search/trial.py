@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import ray
 from ray import tune
 
-from soup_search.engine.scorer_actors import borrowed_scorer, score_with_free_scorer
+from soup_search.engine.cluster import Needs, wait_or_refuse
+from soup_search.engine.scorer_actors import borrowed_scorer
 from soup_search.engine.session import Session
 from soup_search.engine.shard_group import ShardGroup
 from soup_search.merge import MergeRecipe
@@ -49,13 +50,15 @@ class TrialContext:
     stage: str = "search"
     #: the dev split is scored in this many stratified chunks, each reported to Tune (1: whole)
     chunks: int = 1
+    #: what the run's actors reserve: a wait on them ends in one line once the cluster cannot hold it
+    needs: Needs | None = None
 
     @classmethod
     def of(cls, session: Session, space: SearchSpace | None = None, stage: str = "search",
            chunks: int = 1) -> TrialContext:
         return cls(space=space, spec=session.spec, candidate_fps=dict(session.candidate_fps),
                    shards=session.shards, free_scorers=session.scorers.free, store=session.store, stage=stage,
-                   chunks=chunks)
+                   chunks=chunks, needs=session.needs)
 
 
 def objective_value(spec: ObjectiveSpec, per_category: Mapping[str, float]) -> float:
@@ -108,9 +111,10 @@ def evaluate_recipe(recipe: MergeRecipe, ctx: TrialContext, split: str = "dev",
     if hit is not None:
         return hit, {"wall_s": time.perf_counter() - t0, "scoring_s": 0.0}, True
     refs = ctx.shards.merge(recipe)
-    ray.wait(refs, num_returns=len(refs))
+    wait_or_refuse(refs, ctx.needs)
     t_merged = time.perf_counter()
-    result = score_with_free_scorer(ctx.free_scorers, refs, ctx.spec, split, held_out=held_out)
+    with borrowed_scorer(ctx.free_scorers) as scorer:  # refs as arguments: read zero-copy by the scorer
+        result = wait_or_refuse(scorer.score_parts.remote(ctx.spec, split, held_out, *refs), ctx.needs)
     ray.get(ctx.store.remember.remote(*keys, result))
     wall = time.perf_counter() - t0
     return result, {"wall_s": wall, "merge_s": t_merged - t0, "scoring_s": result.seconds}, False

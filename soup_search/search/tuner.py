@@ -36,8 +36,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import CombinedStopper
 
-from soup_search.engine.cluster import HEAD_RESOURCE, TRIAL_CPUS, TRIAL_SLOT, driver_on_head
-from soup_search.errors import ClusterError
+from soup_search.engine.cluster import HEAD_RESOURCE, TRIAL_CPUS, TRIAL_SLOT, driver_on_head, lost_nodes_error
 from soup_search.search.lineage import CARRIED_FROM, PARENT_TRIAL
 from soup_search.search.pruning import clearly_worse
 from soup_search.search.samplers import make_sampler
@@ -270,8 +269,7 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
         warnings.filterwarnings("ignore", message="Define-by-run function", category=UserWarning)
         tuner.fit()
     if capacity is not None and watch.problem:
-        raise ClusterError(f"the Ray cluster lost nodes mid-search: {watch.problem}; add nodes with "
-                           "those resources, then run the same command with --resume")
+        raise lost_nodes_error(watch.problem)
     return remaining
 
 
