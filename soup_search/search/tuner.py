@@ -231,46 +231,49 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.ERROR)
     storage = open_storage(storage_url)
-    logged = ray.get(ctx.store.evaluations.remote(ctx.stage))
-    done, todo = prepare_study(storage, study_name, points, logged, ctx.space.distributions())
-    remaining = n_trials - done
-    if on_trial is not None and done:
-        on_trial({"resumed": min(done, n_trials)})
-    if remaining <= 0:
-        return 0
+    try:
+        logged = ray.get(ctx.store.evaluations.remote(ctx.stage))
+        done, todo = prepare_study(storage, study_name, points, logged, ctx.space.distributions())
+        remaining = n_trials - done
+        if on_trial is not None and done:
+            on_trial({"resumed": min(done, n_trials)})
+        if remaining <= 0:
+            return 0
 
-    searcher = _StudySearch(
-        space=ctx.space.suggest, metric="dev_mean", mode="max", sampler=make_sampler(sampler, seed),
-        study_name=study_name, storage=storage, points_to_evaluate=todo[:remaining] or None, seed=seed,
-    )
+        searcher = _StudySearch(
+            space=ctx.space.suggest, metric="dev_mean", mode="max", sampler=make_sampler(sampler, seed),
+            study_name=study_name, storage=storage, points_to_evaluate=todo[:remaining] or None, seed=seed,
+        )
 
-    callbacks = [_LogPruned(ctx)] + ([_OnResult(on_trial)] if on_trial is not None else [])
-    scheduler = None
-    if prune and ctx.chunks > 1:
-        complete = completed_trials(storage, study_name)
-        scheduler = ChunkPruner(max((t.value for t in complete), default=None))
+        callbacks = [_LogPruned(ctx)] + ([_OnResult(on_trial)] if on_trial is not None else [])
+        scheduler = None
+        if prune and ctx.chunks > 1:
+            complete = completed_trials(storage, study_name)
+            scheduler = ChunkPruner(max((t.value for t in complete), default=None))
 
-    stoppers = ([_StopAt(stop_at)] if stop_at is not None else []) + (
-        [watch := _CapacityWatch(capacity)] if capacity is not None else [])
-    trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), resources)
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=scheduler,
-                                    max_concurrent_trials=live, reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=f"{study_name}-{done}", storage_path=storage_location(tune_dir), verbose=0,
-            failure_config=tune.FailureConfig(max_failures=2), callbacks=callbacks,
-            stop=CombinedStopper(*stoppers) if len(stoppers) > 1 else (stoppers or [None])[0],
-        ),
-    )
-    with warnings.catch_warnings():
-        # Tune warns when the define-by-run space takes over a second: it is the sampler's own
-        # work (GP/TPE fitting), not computation misplaced outside the trainable
-        warnings.filterwarnings("ignore", message="Define-by-run function", category=UserWarning)
-        tuner.fit()
-    if capacity is not None and watch.problem:
-        raise lost_nodes_error(watch.problem)
-    return remaining
+        stoppers = ([_StopAt(stop_at)] if stop_at is not None else []) + (
+            [watch := _CapacityWatch(capacity)] if capacity is not None else [])
+        trainable = tune.with_resources(tune.with_parameters(soup_trial, ctx=ctx), resources)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=scheduler,
+                                        max_concurrent_trials=live, reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=f"{study_name}-{done}", storage_path=storage_location(tune_dir), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=2), callbacks=callbacks,
+                stop=CombinedStopper(*stoppers) if len(stoppers) > 1 else (stoppers or [None])[0],
+            ),
+        )
+        with warnings.catch_warnings():
+            # Tune warns when the define-by-run space takes over a second: it is the sampler's own
+            # work (GP/TPE fitting), not computation misplaced outside the trainable
+            warnings.filterwarnings("ignore", message="Define-by-run function", category=UserWarning)
+            tuner.fit()
+        if capacity is not None and watch.problem:
+            raise lost_nodes_error(watch.problem)
+        return remaining
+    finally:
+        storage.engine.dispose()  # no idle connection left on a database server between stages
 
 
 def storage_location(tune_dir: str | Path) -> str:
