@@ -44,6 +44,8 @@ def test_a_search_survives_losing_a_worker_node(multi_node, postgres, tmp_path):
     assert states.get("COMPLETE", 0) + states.get("PRUNED", 0) == 6
     assert not (state / "optuna.sqlite").exists()
     recipes = logged_recipes(state)
+    print(f"FIGURE node loss: shards {[n[:8] for n in start['shards']]} -> {[n[:8] for n in end['shards']]}, "
+          f"killed {victim[:8]}, trials {states}, logged {len(recipes)} ({len(set(recipes))} distinct)")
     assert len(recipes) == 6 and len(set(recipes)) == 6  # the budget exactly, no recipe scored twice
     results = json.loads((out / "results.json").read_text())
     assert len(results["trials"]) == 6
@@ -71,6 +73,7 @@ def test_a_cluster_too_small_stops_in_one_line_and_resumes(multi_node, tmp_path)
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in err
     assert "need 1.53 CPUs but the cluster has 1" in lines[0] and "--resume" in lines[0]
+    print(f"FIGURE capacity stop: {lines[0]} (after {len(logged_recipes(state))} trials)")
     assert 2 <= len(logged_recipes(state)) < 6
 
     multi_node.ensure_workers(1)

@@ -66,6 +66,7 @@ def test_shards_sit_on_distinct_nodes_and_merge_bit_for_bit(gpu_cluster, tmp_pat
     paths = [str(p) for p in make_candidates(tmp_path / "models", n=3)]
     code = SHARDS_PROBE.replace("ADDRESS", repr(gpu_cluster.address)).replace("PATHS", repr(paths))
     seen = probe(gpu_cluster.address, code)
+    print(f"FIGURE shard nodes: {[n[:8] for n in seen['nodes']]} of live nodes {[n[:8] for n in seen['live']]}")
     assert len(seen["live"]) == 3
     assert sorted(seen["nodes"]) == sorted(seen["live"])  # one shard on each of the three nodes
     assert seen["tensors"] > 3 and seen["equal"]
@@ -76,6 +77,8 @@ def test_gpus_go_to_scorers_first_then_shards_as_planned(gpu_cluster, tmp_path):
     cfg = cluster_config(tmp_path, "gpus", gpu_cluster.address, seed=303, use_gpu=True)
     code = GPU_PROBE.replace("CONFIG", repr(str(cfg))).replace("STATE", repr(str(tmp_path / "state")))
     seen = probe(gpu_cluster.address, code)
+    print(f"FIGURE GPU placement: shards {[(n[:8], g) for n, g in seen['shards']]}, "
+          f"scorers {[(n[:8], g) for n, g in seen['scorers']]}")
     assert seen["needs"] == [4.0, 1.0, 1.0]
     actors = seen["shards"] + seen["scorers"]
     assert all(len(gpus) == 1 for _, gpus in actors)  # each actor was given one GPU of its own ...

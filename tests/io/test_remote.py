@@ -227,6 +227,8 @@ def test_shard_actors_fetch_their_own_tensors_from_s3(s3, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     overhead = sum(_reader_bytes(p) for p in local.values())
+    print(f"FIGURE S3 bytes fetched per shard actor: {seen['fetched']} (tensor bytes {seen['tensor_bytes']} "
+          f"per candidate, {len(local)} candidates, headers and config {overhead})")
     assert len(set(seen["pids"])) == 2 and seen["equal"]
     assert seen["fetched"] == [tensors * len(local) + overhead for tensors in seen["tensor_bytes"]]
 
