@@ -304,3 +304,29 @@ def test_https_urls_take_the_same_path(s3, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_search_runs_on_candidates_in_s3(s3, tiny_zoo, tmp_path):
+    """The tiny-zoo search end to end with every candidate behind an s3:// URL: the scorers build
+    their model from the config and tokenizer files alone, the shard actors fetch the weights, and
+    the best soup is written with the candidates' tokenizer."""
+    fs, _ = s3
+    for name, path in tiny_zoo.candidates().items():
+        for file in sorted(path.iterdir()):
+            if file.is_file():
+                fs.put_file(str(file), f"{BUCKET}/zoo/{name}/{file.name}")
+    cfg = {"name": "s3", "candidates": {"paths": [f"s3://{BUCKET}/zoo/{n}" for n in tiny_zoo.candidates()],
+                                        "cache_dir": str(tmp_path / "cache")},
+           "objective": {"name": "toy", "params": {"seed": 305, "n_dev": 24, "n_test": 24}},
+           "analysis": {"tau": 0.5, "top_k": 2}, "search": {"sampler": "tpe", "n_trials": 4, "seed": 0},
+           "resources": {"shards": 2, "scorers": 2, "shard_cpus": 0.25, "scorer_cpus": 0.5}}
+    path = tmp_path / "s3.yaml"
+    path.write_text(json.dumps(cfg))
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "soup_search", "run", str(path), "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "RAY_ADDRESS": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["trials"]) == 4
+    assert (out / "best" / "model.safetensors").is_file() and (out / "best" / "tokenizer.json").is_file()
+    assert list((tmp_path / "cache" / "ranges").iterdir())  # the shard actors kept what they fetched
