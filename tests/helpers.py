@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -89,6 +91,28 @@ def write_config(tmp_path: Path, name: str, seed: int, objective: str = "toy", o
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def start_until_blocked(cmd: list[str], sock: Path, after: int = 2, **popen) -> subprocess.Popen:
+    """Start a search whose every trial after the ``after``-th blocks until the run ends (the
+    ``SOUP_SEARCH_BLOCK_AFTER_TRIALS`` hook); return once one is blocked, so whatever the test does
+    next always lands mid-search. The hook says so on the Unix socket ``sock``: no polling."""
+    env = {**os.environ, "RAY_ADDRESS": "", **popen.pop("env", {}),
+           "SOUP_SEARCH_BLOCK_AFTER_TRIALS": str(after), "SOUP_SEARCH_BLOCKED_SOCKET": str(sock)}
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(sock))
+        server.listen()
+        server.settimeout(600)
+        proc = subprocess.Popen(cmd, env=env, **popen)
+        server.accept()[0].close()
+    return proc
+
+
+def kill_mid_search(cmd: list[str], sock: Path) -> None:
+    """Run the search ``cmd`` until a trial after the 2nd blocks, then SIGKILL its whole process group."""
+    proc = start_until_blocked(cmd, sock, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def cli(*args: str) -> None:

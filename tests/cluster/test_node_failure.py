@@ -4,8 +4,6 @@ they can no longer hold its actors, stops in one line and resumes once nodes are
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 
 import pytest
@@ -14,6 +12,7 @@ import sqlalchemy as sa
 from tests.cluster.conftest import (
     cluster_config, finished_trials, logged_recipes, placement, search_cmd, wait_until,
 )
+from tests.helpers import start_until_blocked
 
 pytestmark = pytest.mark.slow
 
@@ -57,16 +56,9 @@ def test_a_cluster_too_small_stops_in_one_line_and_resumes(multi_node, tmp_path)
     multi_node.ensure_workers(2)
     cfg = cluster_config(tmp_path, "lose-all", multi_node.address, seed=302, n_trials=6)
     out, state = tmp_path / "lose-all", tmp_path / "lose-all" / "state"
-    hook = str(tmp_path / "blocked.sock")
-    with socket.socket(socket.AF_UNIX) as server:
-        server.bind(hook)
-        server.listen()
-        server.settimeout(600)
-        # every trial after the 2nd blocks until the run ends: the loss always lands mid-search
-        proc = subprocess.Popen(search_cmd(cfg, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "SOUP_SEARCH_BLOCK_AFTER_TRIALS": "2",
-                                     "SOUP_SEARCH_BLOCKED_SOCKET": hook})
-        server.accept()[0].close()
+    # every trial after the 2nd blocks until the run ends: the loss always lands mid-search
+    proc = start_until_blocked(search_cmd(cfg, out), tmp_path / "blocked.sock", stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
     multi_node.kill_workers()
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 2, err[-3000:]

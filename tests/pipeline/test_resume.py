@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from soup_search.cli import main
-from tests.helpers import write_config
+from tests.helpers import kill_mid_search, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -48,16 +46,7 @@ def test_resume_after_sigkill(tiny_zoo, tmp_path):
     out = tmp_path / "resume"
     cmd = [sys.executable, "-m", "soup_search", "run", str(cfg), "--out", str(out)]
     env = {**os.environ, "RAY_ADDRESS": ""}
-    with socket.socket(socket.AF_UNIX) as server:
-        server.bind(str(tmp_path / "blocked.sock"))
-        server.listen()
-        server.settimeout(300)
-        proc = subprocess.Popen(cmd, env={**env, "SOUP_SEARCH_BLOCK_AFTER_TRIALS": "2",
-                                          "SOUP_SEARCH_BLOCKED_SOCKET": str(tmp_path / "blocked.sock")},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        server.accept()[0].close()  # a trial is blocked: the search is mid-way
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_mid_search(cmd, tmp_path / "blocked.sock")
     assert 2 <= logged(out / "state") < 6
 
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

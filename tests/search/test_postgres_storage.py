@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from soup_search.search.storage import APPLICATION_NAME, MAX_OVERFLOW, open_storage
-from tests.helpers import cli, write_config
+from tests.helpers import cli, kill_mid_search, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -73,16 +71,7 @@ def test_resume_after_sigkill_on_postgres(postgres, tiny_zoo, tmp_path):
     out = tmp_path / "resume"
     cmd = [sys.executable, "-m", "soup_search", "run", str(cfg), "--out", str(out)]
     env = {**os.environ, "RAY_ADDRESS": ""}
-    with socket.socket(socket.AF_UNIX) as server:
-        server.bind(str(tmp_path / "blocked.sock"))
-        server.listen()
-        server.settimeout(300)
-        proc = subprocess.Popen(cmd, env={**env, "SOUP_SEARCH_BLOCK_AFTER_TRIALS": "2",
-                                          "SOUP_SEARCH_BLOCKED_SOCKET": str(tmp_path / "blocked.sock")},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        server.accept()[0].close()
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_mid_search(cmd, tmp_path / "blocked.sock")
     assert 2 <= search_logged(out / "state") < 6
     assert len(finished(url)) < 6
 
