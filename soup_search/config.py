@@ -97,6 +97,20 @@ class SearchConfig(_Frozen):
     chunks: int = 4
 
 
+class VLLMConfig(_Frozen):
+    """The vLLM engine each scorer builds (``resources.backend: vllm``)."""
+
+    #: GPUs per scorer; 1 loads weights in place in the scorer's own process, more goes through a
+    #: tmpfs checkpoint that every tensor-parallel worker reads
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    gpu_memory_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
+    dtype: str = "auto"
+    #: None: the model's own context length
+    max_model_len: int | None = Field(default=None, gt=0)
+    #: skip CUDA graph capture (faster start, slower decoding)
+    enforce_eager: bool = True
+
+
 class ResourcesConfig(_Frozen):
     address: str | None = None
     num_cpus: int | None = None
@@ -113,6 +127,7 @@ class ResourcesConfig(_Frozen):
     #: how shard actors hold their slices: "resident" (copied into RAM or GPU memory once) or
     #: "mmap" (read from the page cache of the checkpoint files: pools larger than RAM)
     shard_memory: Literal["resident", "mmap"] = "resident"
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig)
 
     def cpus_needed(self) -> float:
         """Logical CPUs the actors and the concurrent trials (one per scorer, plus one waiting) reserve."""
@@ -222,6 +237,9 @@ def _resources_problems(r: ResourcesConfig) -> list[str]:
     elif r.num_cpus is not None and r.address in (None, "local") and not problems and r.cpus_needed() > r.num_cpus:
         problems.append(f"'resources.num_cpus' {r.num_cpus} is too few: shards, scorers and trials need "
                         f"{r.cpus_needed():g} CPUs; raise num_cpus or lower shards, scorers, shard_cpus or scorer_cpus")
+    if r.backend == "vllm" and r.use_gpu is False:
+        problems.append("'resources.backend' vllm scores on GPUs but 'resources.use_gpu' is false; "
+                        "use backend: hf, or remove use_gpu: false")
     if r.address is not None:
         problem = address_problem(r.address)
         if problem:

@@ -27,6 +27,10 @@ from soup_search.service.process import free_port
 from soup_search.zoo.tokenizer import build_char_tokenizer
 
 
+#: a folder holding the vLLM stand-in package (``vllm``): put it on sys.path / PYTHONPATH
+FAKE_VLLM = Path(__file__).parent / "fake_vllm"
+
+
 def tiny_llama_config(**overrides) -> LlamaConfig:
     tok = build_char_tokenizer()
     kwargs = dict(

@@ -95,15 +95,21 @@ class Needs:
 
 def plan_needs(res: ResourcesConfig, cluster_gpus: float) -> Needs:
     """The run's reservation: CPUs as configured; with GPUs (``use_gpu``, or any on the cluster
-    when it is unset) every scorer gets a whole GPU and the shards share what the scorers leave
-    (at most one each; none left: the shards merge on CPU)."""
+    when it is unset; always for vLLM scorers) every scorer gets whole GPUs of its own (one, or
+    ``vllm.tensor_parallel_size``) and the shards share what the scorers leave, at most one each
+    (none left: the shards merge on CPU). Shards never take a share of a scorer's GPU: vLLM
+    reserves most of its memory for the KV cache, and a plan that cannot fit is refused by
+    :func:`check_capacity` instead of waiting for GPUs that never come free."""
     use_gpu = bool(cluster_gpus) if res.use_gpu is None else res.use_gpu
+    if res.backend == "vllm":
+        use_gpu = True
     if not use_gpu:
         return Needs(cpus=res.cpus_needed())
-    spare = max(0.0, cluster_gpus - res.scorers)
+    per_scorer = float(res.vllm.tensor_parallel_size) if res.backend == "vllm" else 1.0
+    spare = max(0.0, cluster_gpus - res.scorers * per_scorer)
     shard_gpus = min(1.0, spare / res.shards) if spare else 0.0
-    return Needs(cpus=res.cpus_needed(), gpus=res.scorers + shard_gpus * res.shards,
-                 shard_gpus=shard_gpus, scorer_gpus=1.0)
+    return Needs(cpus=res.cpus_needed(), gpus=res.scorers * per_scorer + shard_gpus * res.shards,
+                 shard_gpus=shard_gpus, scorer_gpus=per_scorer)
 
 
 def capacity_problem(needs: Needs) -> str | None:
@@ -119,10 +125,17 @@ def capacity_problem(needs: Needs) -> str | None:
 def check_capacity(needs: Needs, remote: bool) -> None:
     """Refuse a cluster too small for the actors and trials (Ray would wait forever)."""
     problem = capacity_problem(needs)
-    if problem:
-        where = "add nodes" if remote else "raise resources.num_cpus"
-        raise ConfigError("resources", [f"{problem}; lower resources.shards / scorers / shard_cpus / "
-                                        f"scorer_cpus, or {where}"])
+    if not problem:
+        return
+    have = ray.cluster_resources()
+    fixes = []
+    if needs.cpus > have.get("CPU", 0.0) + 1e-9:
+        fixes.append("lower resources.shards / scorers / shard_cpus / scorer_cpus, or "
+                     + ("add nodes" if remote else "raise resources.num_cpus"))
+    if needs.gpus > have.get("GPU", 0.0) + 1e-9:
+        fixes.append(f"each scorer takes {needs.scorer_gpus:g} whole GPU(s): lower resources.scorers "
+                     "(or vllm.tensor_parallel_size), use backend: hf with use_gpu: false, or add GPUs")
+    raise ConfigError("resources", [f"{problem}; {'; '.join(fixes)}"])
 
 
 def lost_nodes_error(problem: str) -> ClusterError:

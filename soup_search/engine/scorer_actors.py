@@ -32,18 +32,19 @@ class _ScorerActorImpl(ScorerWorker):
 class ScorerActors:
     """``n`` scorer actors on the cluster, with a free-list queue shared by trials.
 
+    ``vllm``: the engine options of vLLM scorers (``resources.vllm``).
     ``free_list_at``: a scheduling strategy for the free list's actor (the session pins it beside
     the driver, so that losing a worker node cannot lose it)."""
 
     def __init__(self, template: str | Path, n: int = 2, backend: str = "hf", num_cpus: float = 0.5,
                  num_gpus: float = 0.0, batch_size: int = 256, max_restarts: int = 3, free_list_at=None,
-                 cache_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, vllm: dict | None = None):
         threads = max(1, int(num_cpus)) if num_cpus else 1
         actor_cls = ray.remote(_ScorerActorImpl).options(
             num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts, max_task_retries=max_restarts,
         )
         cache = str(cache_dir) if cache_dir is not None else None
-        self.actors = [actor_cls.remote(str(template), backend, batch_size, threads, cache) for _ in range(n)]
+        self.actors = [actor_cls.remote(str(template), backend, batch_size, threads, cache, vllm) for _ in range(n)]
         where = {"scheduling_strategy": free_list_at} if free_list_at is not None else {}
         self.free = Queue(maxsize=n, actor_options={"num_cpus": 0, **where})
         for actor in self.actors:

@@ -57,7 +57,8 @@ class Session:
         # workers load the checkpoints (the two start in parallel, not one after the other)
         self.scorers = ScorerActors(candidates.paths[0], n=res.scorers, backend=res.backend,
                                     num_cpus=res.scorer_cpus, num_gpus=self.needs.scorer_gpus,
-                                    batch_size=res.batch_size, free_list_at=here, cache_dir=candidates.cache_dir)
+                                    batch_size=res.batch_size, free_list_at=here, cache_dir=candidates.cache_dir,
+                                    vllm=res.vllm.model_dump() if res.backend == "vllm" else None)
         self.shards = None
         try:
             self.shards = ShardGroup(candidates, n_shards=min(res.shards, len(candidates.tensor_infos)),

@@ -15,7 +15,8 @@ import torch
 from soup_search.scoring.protocol import ScoreResult
 
 
-def _encode(tokenizer, prompt: str) -> list[int]:
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    """A prompt's token ids as the zoo was trained on them: ``<s>`` then the prompt (every scorer feeds these)."""
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
     return ids if bos is None or (ids and ids[0] == bos) else [bos, *ids]
@@ -56,7 +57,7 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int,
     was_training = model.training
     model.eval()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    encoded = [_encode(tokenizer, p) for p in prompts]
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     answers: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device

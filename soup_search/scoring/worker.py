@@ -24,13 +24,14 @@ from soup_search.scoring.vllm import VLLMScorer
 BACKENDS = ("hf", "vllm")
 
 
-def make_scorer(backend: str, template: str | Path, batch_size: int = 256, threads: int | None = None) -> Scorer:
+def make_scorer(backend: str, template: str | Path, batch_size: int = 256, threads: int | None = None,
+                vllm: Mapping | None = None) -> Scorer:
     """The scorer registered as ``backend``: ``hf`` (transformers) or ``vllm`` (the extra is
-    imported only when a vLLM scorer is built)."""
+    imported only when a vLLM scorer is built; ``vllm``: its engine options, ``resources.vllm``)."""
     if backend == "hf":
         return HFScorer(template, batch_size=batch_size, threads=threads)
     if backend == "vllm":
-        return VLLMScorer(template, batch_size=batch_size)
+        return VLLMScorer(template, batch_size=batch_size, **dict(vllm or {}))
     raise SoupSearchError(f"unknown scorer backend {backend!r}; use one of {', '.join(BACKENDS)}")
 
 
@@ -60,9 +61,9 @@ class ScorerWorker:
     """One scorer plus a cache of built objectives (each built once per process)."""
 
     def __init__(self, template: str, backend: str = "hf", batch_size: int = 256, threads: int | None = None,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, vllm: Mapping | None = None):
         self.scorer = make_scorer(backend, local_template(template, cache_dir), batch_size=batch_size,
-                                  threads=threads)
+                                  threads=threads, vllm=vllm)
         self._objectives: dict[str, object] = {}
         self.calls = 0
         self.loaded: str | None = None  # the load_id of the weights held (None: the template's)

@@ -1,104 +1,53 @@
-"""The vLLM scorer against vLLM's documented API (vLLM cannot run on this CPU-only machine).
+"""The vLLM scorer against a stand-in engine that keeps vLLM's process boundary (``tests/fake_vllm``).
 
-A stand-in ``vllm`` module implements the parts of the documented interface the adapter
-uses — ``LLM(model=..., worker_extension_cls=...)``, ``LLM.collective_rpc(method, args=...)``,
-``LLM.reset_prefix_cache()``, ``LLM.generate(prompts, SamplingParams, use_tqdm=...)`` returning
-``RequestOutput``-like objects, and ``SamplingParams(temperature=..., max_tokens=...)`` —
-backed by a real transformers model, so scores are real and comparable with ``HFScorer``.
-Its worker mixes in the extension class by qualified name, as vLLM does.
+vLLM cannot run on this CPU-only machine. The stand-in runs its engine core in a spawned process
+unless ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` (vLLM's default is 1, and the fixture sets it), and
+msgpack-encodes ``collective_rpc`` arguments the way vLLM does, so a tensor crosses it as a list.
+Its answers come from a real transformers model, so they compare with the HF scorer's.
 """
 
 from __future__ import annotations
 
-import importlib
+import os
 import sys
-import types
-from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 
+from soup_search.errors import CandidateError, ObjectiveError, SoupSearchError
+from soup_search.io.checkpoint import CheckpointReader
 from soup_search.objectives import get_objective
-from tests.helpers import make_checkpoint
+from tests.helpers import FAKE_VLLM, make_checkpoint
 
-
-@dataclass
-class SamplingParams:
-    temperature: float = 1.0
-    max_tokens: int = 16
-
-
-class _ModelRunner:
-    def __init__(self, model):
-        self.model = _VllmModel(model)
-
-
-class _VllmModel:
-    """What vLLM's model classes offer: parameters() and load_weights(iterable of (name, tensor))."""
-
-    def __init__(self, hf_model):
-        self.hf = hf_model
-
-    def parameters(self):
-        return self.hf.parameters()
-
-    def load_weights(self, weights):
-        state = self.hf.state_dict()
-        loaded = set()
-        with torch.no_grad():
-            for name, tensor in weights:
-                state[name].copy_(tensor)
-                loaded.add(name)
-        return loaded
-
-
-class LLM:
-    instances: list = []
-
-    def __init__(self, model: str, dtype="auto", gpu_memory_utilization=0.9, worker_extension_cls=None,
-                 enforce_eager=False, **kwargs):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
-        self.tokenizer.padding_side = "left"
-        hf = AutoModelForCausalLM.from_pretrained(model).eval()
-        module, _, cls = worker_extension_cls.rpartition(".")
-        ext = getattr(importlib.import_module(module), cls)
-        worker_cls = type("Worker", (ext,), {})
-        self.worker = worker_cls()
-        self.worker.model_runner = _ModelRunner(hf)
-        self.hf = hf
-        self.calls = []
-        self.prefix_resets = 0
-        LLM.instances.append(self)
-
-    def collective_rpc(self, method, timeout=None, args=(), kwargs=None):
-        self.calls.append(method)
-        return [getattr(self.worker, method)(*args, **(kwargs or {}))]
-
-    def reset_prefix_cache(self):
-        self.prefix_resets += 1
-        return True
-
-    def generate(self, prompts, sampling_params=None, use_tqdm=True):
-        from soup_search.scoring.generation import generate_answers
-
-        assert sampling_params.temperature == 0.0
-        texts = generate_answers(self.hf, self.tokenizer, list(prompts), sampling_params.max_tokens)
-        return [types.SimpleNamespace(prompt=p, outputs=[types.SimpleNamespace(text=t)]) for p, t in zip(prompts, texts)]
+EXT = "soup_search.scoring.vllm_ext.SoupWeightLoader"
 
 
 @pytest.fixture()
 def fake_vllm(monkeypatch):
-    module = types.ModuleType("vllm")
-    module.LLM, module.SamplingParams = LLM, SamplingParams
-    monkeypatch.setitem(sys.modules, "vllm", module)
-    LLM.instances.clear()
-    return module
+    """The stand-in importable as ``vllm``, under vLLM's default environment."""
+    monkeypatch.syspath_prepend(str(FAKE_VLLM))
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+    for name in ("vllm", "vllm.inputs"):
+        sys.modules.pop(name, None)
+    import vllm
+
+    yield vllm
+    for name in ("vllm", "vllm.inputs"):
+        sys.modules.pop(name, None)
+
+
+def weights_of(path: Path) -> list[tuple[str, torch.Tensor]]:
+    with CheckpointReader(path) as reader:
+        return [(n, reader.get(n)) for n in reader.tensor_names]
+
+
+def in_process_model(scorer):
+    """The transformers model inside an in-process stand-in engine."""
+    return scorer.llm.engine_core.core.workers[0].get_model().hf
 
 
 def test_missing_vllm_is_a_clear_error(monkeypatch, tmp_path):
-    from soup_search.errors import SoupSearchError
     from soup_search.scoring.vllm import VLLMScorer
 
     monkeypatch.setitem(sys.modules, "vllm", None)
@@ -106,33 +55,119 @@ def test_missing_vllm_is_a_clear_error(monkeypatch, tmp_path):
         VLLMScorer(tmp_path)
 
 
-def test_vllm_scorer_loads_weights_in_place_and_matches_hf(fake_vllm, tmp_path):
-    from soup_search.io.checkpoint import CheckpointReader
+def test_the_stand_in_boundary_turns_tensors_into_lists(fake_vllm, tmp_path):
+    """What broke the old adapter: under vLLM's default settings the engine core is another process,
+    and a tensor handed to collective_rpc reaches the worker as ``[dtype, shape, index]``."""
+    template = make_checkpoint(tmp_path / "t", seed=0)
+    llm = fake_vllm.LLM(model=str(template), worker_extension_cls=EXT, load_format="dummy")
+    try:
+        assert llm.engine_core.pid != os.getpid()
+        name, tensor = weights_of(template)[0]
+        with pytest.raises(fake_vllm.EngineCoreError, match="as list, not a tensor: it crossed vLLM's process"):
+            llm.collective_rpc("load_soup_weights", args=([(name, tensor)],))
+        # a path crosses it: the worker reads the file itself, and reports what it left unset
+        missing = llm.collective_rpc("load_soup_file", args=(str(template / "model.safetensors"),))
+        assert missing == [[]]
+    finally:
+        llm.shutdown()
+
+
+def test_weights_reach_the_engine_under_vllms_default_settings(fake_vllm, tmp_path):
+    """Tensor parallel 1: the scorer runs the engine in its own process and loads in place, bit for bit."""
+    from soup_search.scoring.vllm import VLLMScorer
+
+    template, other = make_checkpoint(tmp_path / "t", seed=0), make_checkpoint(tmp_path / "o", seed=7)
+    scorer = VLLMScorer(template)
+    assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    assert scorer.llm.engine_core.pid == os.getpid() and scorer.llm.load_format == "dummy"
+    weights = weights_of(other)
+    assert scorer.load_weights(iter(weights)) == len(weights)
+    state = in_process_model(scorer).state_dict()
+    assert all(torch.equal(state[name], tensor) for name, tensor in weights)
+    assert scorer.llm.engine_core.core.prefix_resets == 1
+
+
+def test_tensor_parallel_scorers_load_through_a_tmpfs_file(fake_vllm, tmp_path, monkeypatch):
+    """Tensor parallel 2: the workers are other processes; the soup reaches them as a file in tmpfs,
+    removed after the load, and both ranks answer as the HF scorer does on those weights."""
+    import soup_search.scoring.vllm as adapter
+    from soup_search.scoring.hf import HFScorer
+
+    monkeypatch.setattr(adapter, "TMPFS", str(tmp_path / "shm"))
+    (tmp_path / "shm").mkdir()
+    template, other = make_checkpoint(tmp_path / "t", seed=0), make_checkpoint(tmp_path / "o", seed=7)
+    toy = get_objective("toy", n_dev=6, n_train=10, n_test=6)
+    scorer = adapter.VLLMScorer(template, tensor_parallel_size=2)
+    try:
+        assert scorer.llm.engine_core.pid != os.getpid()
+        assert scorer.load_weights(iter(weights_of(other))) == len(weights_of(other))
+        assert list((tmp_path / "shm").iterdir()) == []
+        got, want = scorer.score(toy, "dev"), HFScorer(other).score(toy, "dev")
+        assert got.correct == want.correct and got.per_category == want.per_category
+    finally:
+        scorer.llm.shutdown()
+
+
+def test_vllm_and_hf_give_the_same_zoo_answers(fake_vllm, tiny_zoo):
+    """The prompts go in as token ids with the BOS the zoo was trained with. A string prompt loses
+    it (vLLM's tokenisation adds none for this tokenizer) and changes the answers."""
+    from soup_search.scoring.generation import encode_prompt
     from soup_search.scoring.hf import HFScorer
     from soup_search.scoring.vllm import VLLMScorer
 
-    template = make_checkpoint(tmp_path / "template", seed=0)
-    other = make_checkpoint(tmp_path / "other", seed=7)
-    toy = get_objective("toy", n_dev=6, n_train=10, n_test=6)
+    expert = next(p for p in tiny_zoo.experts.values())
+    toy = get_objective("toy", n_dev=40, n_test=6)
+    scorer = VLLMScorer(tiny_zoo.base)
+    scorer.load_weights(iter(weights_of(expert)))
+    got, want = scorer.score(toy, "dev"), HFScorer(expert).score(toy, "dev")
+    assert got.correct == want.correct and got.counts == want.counts
+    assert sum(want.per_category.values()) > 0  # (an expert that answers something right)
 
+    examples = toy.examples("dev")
+    assert encode_prompt(scorer.tokenizer, examples[0].prompt)[0] == scorer.tokenizer.bos_token_id
+    params = fake_vllm.SamplingParams(temperature=0, max_tokens=toy.max_new_tokens)
+    as_strings = [o.outputs[0].text.strip() for o in scorer.llm.generate([e.prompt for e in examples], params)]
+    as_ids = [o.outputs[0].text.strip() for o in scorer.llm.generate(
+        [{"prompt_token_ids": encode_prompt(scorer.tokenizer, e.prompt)} for e in examples], params)]
+    assert as_strings != as_ids
+
+
+def test_a_swap_a_b_a_reproduces_as_answers(fake_vllm, tmp_path):
+    from soup_search.scoring.vllm import VLLMScorer
+
+    a, b = make_checkpoint(tmp_path / "a", seed=1), make_checkpoint(tmp_path / "b", seed=2)
+    toy = get_objective("toy", n_dev=8, n_train=10, n_test=6)
+    scorer = VLLMScorer(a)
+    answers = []
+    for path in (a, b, a):
+        scorer.load_weights(iter(weights_of(path)))
+        examples = toy.examples("dev")
+        answers.append(scorer.score_examples(toy, examples).correct)
+    assert answers[0] == answers[2]
+    assert scorer.llm.engine_core.core.prefix_resets == 3
+
+
+def test_a_soup_that_leaves_a_parameter_at_its_dummy_value_is_refused(fake_vllm, tmp_path):
+    from soup_search.scoring.vllm import VLLMScorer
+
+    template = make_checkpoint(tmp_path / "t", seed=0)
     scorer = VLLMScorer(template)
-    llm = LLM.instances[-1]
-    with CheckpointReader(other) as reader:
-        weights = [(n, reader.get(n)) for n in reader.tensor_names]
-    assert scorer.load_weights(iter(weights)) == len(weights)
-    assert llm.calls == ["load_soup_weights"] and llm.prefix_resets == 1
-    for name, tensor in weights:
-        assert torch.equal(llm.hf.state_dict()[name], tensor)
+    weights = [(n, t) for n, t in weights_of(template) if n != "model.norm.weight"]
+    with pytest.raises(CandidateError, match=r"left 1 parameter\(s\) of the vLLM model unset \(first: 'model.norm.weight'\)"):
+        scorer.load_weights(iter(weights))
 
-    got = scorer.score(toy, "dev")
-    hf = HFScorer(other)
-    want = hf.score(toy, "dev")
-    assert got.per_category == want.per_category
-    assert got.counts == want.counts == {c: 6 for c in toy.categories}
+
+def test_a_refused_prefix_cache_reset_is_an_error(fake_vllm, tmp_path, monkeypatch):
+    from soup_search.scoring.vllm import VLLMScorer
+
+    template = make_checkpoint(tmp_path / "t", seed=0)
+    scorer = VLLMScorer(template)
+    monkeypatch.setenv("FAKE_VLLM_REFUSE_PREFIX_RESET", "1")
+    with pytest.raises(SoupSearchError, match="refused to reset its prefix cache"):
+        scorer.load_weights(iter(weights_of(template)))
 
 
 def test_vllm_scorer_respects_the_held_out_guard(fake_vllm, tmp_path):
-    from soup_search.errors import ObjectiveError
     from soup_search.scoring.vllm import VLLMScorer
 
     scorer = VLLMScorer(make_checkpoint(tmp_path / "t", seed=0))
