@@ -25,6 +25,7 @@ answers are real and independent of the HF scorer's batched code.
 from __future__ import annotations
 
 import importlib
+import json
 import multiprocessing
 import os
 import types
@@ -214,6 +215,11 @@ class LLM:
         out_of_process = multiprocess or tensor_parallel_size > 1
         self.engine_core = (_ProcessClient if out_of_process else _InprocClient)(core)
         self.load_format = load_format
+        if os.environ.get("FAKE_VLLM_LOG"):  # where tests read which engines were built, and how
+            with open(os.environ["FAKE_VLLM_LOG"], "a") as fh:
+                fh.write(json.dumps({"pid": os.getpid(), "in_process": not out_of_process,
+                                     "load_format": load_format,
+                                     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\n")
 
     def collective_rpc(self, method, timeout=None, args=(), kwargs=None):
         return self.engine_core.call("collective_rpc", method, tuple(args), kwargs)
