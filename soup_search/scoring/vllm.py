@@ -1,6 +1,6 @@
 """The GPU scorer: vLLM behind the same interface (optional extra: ``pip install 'soup-search[vllm]'``).
 
-Tested against vLLM 0.33 (see :data:`TESTED_VLLM`). The engine is built once from the template's
+Written against vLLM 0.33's API (:data:`TESTED_VLLM`; the ``vllm`` extra pins it). The engine is built once from the template's
 config and tokenizer with ``load_format="dummy"`` (its weights are never read: every candidate
 brings all of them), then for each soup:
 
@@ -36,7 +36,7 @@ from soup_search.scoring.generation import encode_prompt
 from soup_search.scoring.protocol import ScoreResult
 
 EXTENSION = "soup_search.scoring.vllm_ext.SoupWeightLoader"
-#: the vLLM releases this adapter was checked against (the ``vllm`` extra pins them)
+#: the vLLM releases whose API this adapter was checked against (the ``vllm`` extra pins them)
 TESTED_VLLM = ">=0.33,<0.34"
 #: where tensor-parallel scorers write the soup for their workers (RAM-backed on Linux)
 TMPFS = "/dev/shm"
