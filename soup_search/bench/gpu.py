@@ -52,7 +52,7 @@ from soup_search.io.safetensors_format import DEFAULT_FILE_BYTES, TensorSpec, fi
 from soup_search.merge import MergeRecipe
 from soup_search.objectives.toy import TASKS, ToyObjective
 from soup_search.scoring.protocol import ObjectiveSpec
-from soup_search.scoring.vllm import _import_vllm
+from soup_search.scoring.vllm import import_vllm
 from soup_search.zoo.tokenizer import build_char_tokenizer
 
 #: the Llama bodies of ``--size`` (the vocabulary is always the zoo's character tokenizer)
@@ -206,7 +206,7 @@ def check_machine(opts: GpuBenchOptions, model_bytes: int) -> Machine:
     if cuda and not torch.cuda.is_available():
         raise SoupSearchError("bench gpu needs a CUDA GPU and torch sees none; run it on a GPU machine, "
                               "or pass --cpu for a smoke run of the same code path")
-    vllm, _ = _import_vllm(1)  # the adapter's own one-line error where vLLM is missing
+    vllm, _ = import_vllm(1)  # the adapter's own one-line error where vLLM is missing
     gpu, total = "none (--cpu)", 0
     if cuda:
         props = torch.cuda.get_device_properties(0)

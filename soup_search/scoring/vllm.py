@@ -42,7 +42,7 @@ TESTED_VLLM = ">=0.33,<0.34"
 TMPFS = "/dev/shm"
 
 
-def _import_vllm(tensor_parallel_size: int):
+def import_vllm(tensor_parallel_size: int):
     if tensor_parallel_size == 1:
         # before vLLM is imported: the engine core then runs in this process, so that the
         # weights reach the worker as tensors (vLLM reads its environment lazily, this is belt and braces)
@@ -62,7 +62,7 @@ class VLLMScorer:
     def __init__(self, template: str | Path, batch_size: int = 256, tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.8, dtype: str = "auto", max_model_len: int | None = None,
                  enforce_eager: bool = True, **engine_kwargs):
-        vllm, self._tokens_prompt = _import_vllm(tensor_parallel_size)
+        vllm, self._tokens_prompt = import_vllm(tensor_parallel_size)
         self._sampling_params = vllm.SamplingParams
         self.batch_size = batch_size  # (vLLM schedules its own batches)
         self.in_process = tensor_parallel_size == 1
