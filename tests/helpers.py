@@ -97,18 +97,27 @@ def write_config(tmp_path: Path, name: str, seed: int, objective: str = "toy", o
     return path
 
 
-def start_until_blocked(cmd: list[str], sock: Path, after: int = 2, **popen) -> subprocess.Popen:
+def start_until_blocked(cmd: list[str], sock: Path, after: int = 2, block: bool = True, **popen) -> subprocess.Popen:
     """Start a search whose every trial after the ``after``-th blocks until the run ends (the
     ``SOUP_SEARCH_BLOCK_AFTER_TRIALS`` hook); return once one is blocked, so whatever the test does
-    next always lands mid-search. The hook says so on the Unix socket ``sock``: no polling."""
+    next always lands mid-search. The hook says so on the Unix socket ``sock``: no polling.
+
+    ``block=False``: nothing blocks; return once ``after`` trials are logged (the
+    ``SOUP_SEARCH_NOTIFY_AFTER_TRIALS`` hook), the search going on."""
+    hook = "SOUP_SEARCH_BLOCK_AFTER_TRIALS" if block else "SOUP_SEARCH_NOTIFY_AFTER_TRIALS"
     env = {**os.environ, "RAY_ADDRESS": "", **popen.pop("env", {}),
-           "SOUP_SEARCH_BLOCK_AFTER_TRIALS": str(after), "SOUP_SEARCH_BLOCKED_SOCKET": str(sock)}
+           hook: str(after), "SOUP_SEARCH_BLOCKED_SOCKET": str(sock)}
     with socket.socket(socket.AF_UNIX) as server:
         server.bind(str(sock))
         server.listen()
         server.settimeout(600)
         proc = subprocess.Popen(cmd, env=env, **popen)
-        server.accept()[0].close()
+        try:
+            server.accept()[0].close()
+        except TimeoutError:
+            proc.kill()
+            raise AssertionError(f"no trial {'blocked' if block else 'logged'} after {after} within 600 s "
+                                 f"(the search exited {proc.wait()})") from None
     return proc
 
 

@@ -125,16 +125,27 @@ def evaluate_recipe(recipe: MergeRecipe, ctx: TrialContext, split: str = "dev",
 BLOCK_AFTER = "SOUP_SEARCH_BLOCK_AFTER_TRIALS"
 #: ... and says so on this Unix socket, so the test waits on that instead of polling
 BLOCKED_SOCKET = "SOUP_SEARCH_BLOCKED_SOCKET"
+#: a test hook that does not block: once this many trials of a stage are logged, each logged
+#: trial says so on the socket above (tests that act mid-search wait on it, not on a poll)
+NOTIFY_AFTER = "SOUP_SEARCH_NOTIFY_AFTER_TRIALS"
+
+
+def _logged_at_least(ctx: TrialContext, variable: str) -> bool:
+    limit = os.environ.get(variable)
+    return bool(limit) and len(ray.get(ctx.store.evaluations.remote(ctx.stage))) >= int(limit)
+
+
+def _say_on_socket(message: bytes) -> None:
+    path = os.environ.get(BLOCKED_SOCKET)
+    if path:  # (a test that stopped listening is no error)
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(path)
+            conn.sendall(message)
 
 
 def _block_if_asked(ctx: TrialContext) -> None:
-    limit = os.environ.get(BLOCK_AFTER)
-    if limit and len(ray.get(ctx.store.evaluations.remote(ctx.stage))) >= int(limit):
-        path = os.environ.get(BLOCKED_SOCKET)
-        if path:
-            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as conn:
-                conn.connect(path)
-                conn.sendall(b"blocked\n")
+    if _logged_at_least(ctx, BLOCK_AFTER):
+        _say_on_socket(b"blocked\n")
         threading.Event().wait()
 
 
@@ -237,6 +248,8 @@ def _log_trial(ctx: TrialContext, t0: float, params: dict, recipe: MergeRecipe, 
     timings = {"pruned": False, **timings, "trial_s": trial_s, "pid": os.getpid(), "started": time.time() - trial_s}
     ray.get(ctx.store.record.remote(ctx.stage, params, recipe.model_dump(mode="json"), soup, "dev",
                                     result, value, timings, cached))
+    if _logged_at_least(ctx, NOTIFY_AFTER):
+        _say_on_socket(b"logged\n")
     return timings
 
 

@@ -10,7 +10,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -101,15 +100,6 @@ def logged_recipes(state: Path) -> list[str]:
 
 def finished_trials(state: Path) -> int:
     return rows(state / "optuna.sqlite", "SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')")[0][0]
-
-
-def wait_until(condition, proc: subprocess.Popen, what: str, timeout_s: float = 600.0) -> None:
-    """Wait for ``condition()`` (checked twice a second) while ``proc`` runs."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert proc.poll() is None, f"the search exited ({proc.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"no {what} within {timeout_s:.0f}s"
-        time.sleep(0.5)
 
 
 def placement(state: Path) -> dict:

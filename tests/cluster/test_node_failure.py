@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.cluster.conftest import (
-    cluster_config, finished_trials, logged_recipes, placement, search_cmd, wait_until,
+    cluster_config, finished_trials, logged_recipes, placement, search_cmd,
 )
 from tests.helpers import start_until_blocked
 
@@ -26,8 +26,9 @@ def test_a_search_survives_losing_a_worker_node(multi_node, postgres, tmp_path):
     cfg = cluster_config(tmp_path, "lose-one", multi_node.address, seed=301, n_trials=6,
                          storage=postgres.url("lose_one"))
     out, state = tmp_path / "lose-one", tmp_path / "lose-one" / "state"
-    proc = subprocess.Popen(search_cmd(cfg, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_until(lambda: len(logged_recipes(state)) >= 1, proc, "a first trial")
+    # returns once the first trial is logged (the search says so on a socket, and goes on)
+    proc = start_until_blocked(search_cmd(cfg, out), tmp_path / "logged.sock", after=1, block=False,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     start = placement(state)
     workers = {w.node_id for w in multi_node.workers}
     victim = next(node for node in start["shards"] if node in workers)  # SPREAD: 2 shards on 3 nodes
