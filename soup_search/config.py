@@ -95,6 +95,15 @@ class SearchConfig(_Frozen):
     #: score the dev split in ``chunks`` stratified chunks and stop clearly worse trials early
     prune: bool = True
     chunks: int = 4
+    #: the merge method of a trial's soup: linear (the SoCE soup), or a method with a base model
+    #: (task_arithmetic, ties, ...) whose per-model weights the search chooses
+    method: str = "linear"
+    #: the method's fixed parameters (per-model ones apply to every model), e.g. ties: {density: 0.5}
+    method_params: dict[str, Any] = Field(default_factory=dict)
+    #: the candidate the task vectors are taken against (a zoo's: "base", with include_base)
+    base_model: str | None = None
+    #: also search the method's global ``lambda`` (the merged task vector's scale) in [low, high]
+    lambda_range: tuple[float, float] | None = None
 
 
 class VLLMConfig(_Frozen):
@@ -186,9 +195,49 @@ def _search_problems(s: SearchConfig) -> list[str]:
     elif s.prune and s.chunks < 2:
         problems.append("'search.prune' needs 'search.chunks' >= 2 (a trial is judged after each chunk but "
                         "the last); raise search.chunks or set search.prune: false")
+    problems += _method_problems(s)
     if s.min_weight * MIN_EXPERTS >= 1:
         problems.append(f"'search.min_weight' {s.min_weight:g} leaves no room: every soup has at least "
                         f"{MIN_EXPERTS} experts, so it must be below {1 / MIN_EXPERTS:g}")
+    return problems
+
+
+def _method_problems(s: SearchConfig) -> list[str]:
+    """What is wrong with ``search.method`` and its settings (the registry is read lazily: it imports torch)."""
+    from soup_search.errors import MergeError
+    from soup_search.merge.registry import get_method
+
+    try:
+        method = get_method(s.method)
+    except MergeError as exc:
+        return [f"'search.method': {exc}"]
+    if method.base == "forbidden" or method.num_models is not None:
+        return [f"'search.method' {s.method} merges a fixed set of models, not the experts the search picks; "
+                "use soup-search sweep / transfer for it, or a method such as linear, task_arithmetic or ties"]
+    specs = {p.name: p for p in method.params}
+    if "weight" not in specs or specs["weight"].scope != "model":
+        return [f"'search.method' {s.method} takes no per-model weight to search; use linear, task_arithmetic or ties"]
+    problems = []
+    if method.base == "required" and not s.base_model:
+        problems.append(f"'search.base_model' is required by search.method {s.method} (its task vectors are taken "
+                        "against it): name a candidate, e.g. base with candidates.include_base: true")
+    if method.base != "required" and s.base_model:
+        problems.append(f"'search.base_model' is only for methods with task vectors; search.method {s.method} takes "
+                        "none: remove it")
+    for key in s.method_params:  # (a per-model parameter given here applies to every model)
+        if key == "weight":
+            problems.append("'search.method_params.weight': the search chooses the weights; remove it")
+        elif key not in specs:
+            allowed = ", ".join(sorted(n for n in specs if n != "weight")) or "none"
+            problems.append(f"'search.method_params.{key}' is not a parameter of {s.method}; use: {allowed}")
+    if s.lambda_range is not None:
+        low, high = s.lambda_range
+        if "lambda" not in specs:
+            problems.append(f"'search.lambda_range': {s.method} has no lambda; remove it")
+        elif not 0 <= low < high:
+            problems.append(f"'search.lambda_range' must be [low, high] with 0 <= low < high, got [{low:g}, {high:g}]")
+        if "lambda" in s.method_params:
+            problems.append("'search.method_params.lambda' and 'search.lambda_range' both set lambda; keep one")
     return problems
 
 
@@ -388,8 +437,31 @@ def _section_problems(data: dict, root: Path) -> list[str]:
     if "objective" not in data and isinstance((data.get("analysis") or {}).get("categories"), list):
         objective_categories = _objective_problems(ObjectiveConfig(), resolve)[1]  # the default objective
     problems += _analysis_categories_problems(data, objective_categories)
+    problems += _base_model_problems(data, resolve)
     if "name" in data and not isinstance(data["name"], str):
         problems.append("'name': must be a string")
+    return problems
+
+
+def _base_model_problems(data: dict, resolve) -> list[str]:
+    """``search.base_model`` names a candidate; a method search cannot be a lineage child (yet)."""
+    search = data.get("search") if isinstance(data.get("search"), dict) else {}
+    cands = data.get("candidates") if isinstance(data.get("candidates"), dict) else {}
+    problems = []
+    if search.get("method", "linear") != "linear" and data.get("lineage"):
+        problems.append(f"'lineage' carries linear soups only; a search.method {search['method']} run cannot be "
+                        "a lineage child: remove lineage, or use search.method: linear")
+    base = search.get("base_model")
+    if not isinstance(base, str) or not base:
+        return problems
+    if cands.get("zoo") and base == "base":
+        if not cands.get("include_base"):
+            problems.append("'search.base_model' base is the zoo's base model: set candidates.include_base: true")
+        return problems
+    paths = cands.get("paths") if isinstance(cands.get("paths"), list) else []
+    names = {candidate_name(p if is_url(p) else str(resolve(p))) for p in paths if isinstance(p, str)}
+    if not cands.get("zoo") and base not in names:
+        problems.append(f"'search.base_model' {base!r} is not a candidate; name one of: {', '.join(sorted(names)) or '(none)'}")
     return problems
 
 

@@ -25,7 +25,9 @@ from soup_search.pipeline.lineage import Lineage
 from soup_search.pipeline.progress import SILENT, Progress
 from soup_search.search.lineage import CARRIED_FROM
 from soup_search.search.space import SearchSpace
-from soup_search.search.trial import TrialContext, evaluate_recipe, objective_value, soup_recipe, transfer_value
+from soup_search.search.trial import (
+    TrialContext, evaluate_recipe, objective_value, soup_recipe, transfer_value, trial_recipe,
+)
 
 KINDS = ("soup", "expert", "uniform_all", "uniform_experts", "grid_best")
 
@@ -160,17 +162,26 @@ def best_trial(trials: Sequence[TrialRecord]) -> TrialRecord:
 
 
 def comparison_specs(candidate_names: Sequence[str], space: SearchSpace, analysis: Analysis,
-                     best: TrialRecord, grid_best: TrialRecord | None) -> list[tuple[str, str, dict]]:
-    """(name, kind, soup weights) of every row of the comparison, the best soup first."""
-    specs = [("best soup", "soup", space.soup(best.params))]
+                     best: TrialRecord, grid_best: TrialRecord | None) -> list[tuple[str, str, dict, MergeRecipe]]:
+    """(name, kind, soup weights, recipe) of every row of the comparison, the best soup first. The
+    best soup and the grid's are made with the search's merge method; with a method other than
+    ``linear`` the best soup's weights also come as a linear soup (``best_weights_linear``), which
+    shows what the method adds. Experts and uniform soups are linear soups."""
+    def linear(name, kind, weights):
+        return name, kind, weights, soup_recipe(weights)
+
+    best_weights = space.soup(best.params)
+    specs = [("best soup", "soup", best_weights, trial_recipe(space, best.params))]
+    if space.method != "linear":
+        specs.append(linear("best weights, linear", "best_weights_linear", best_weights))
     for name in dict.fromkeys(analysis.experts.values()):
-        specs.append((name, "expert", {"all": {name: 1.0}}))
+        specs.append(linear(name, "expert", {"all": {name: 1.0}}))
     uniform = {n: 1.0 / len(candidate_names) for n in candidate_names}
-    specs.append(("uniform_all", "uniform_all", {"all": uniform}))
+    specs.append(linear("uniform_all", "uniform_all", {"all": uniform}))
     k = len(space.groups)
-    specs.append(("uniform_experts", "uniform_experts", space.soup(space.params_for([1.0 / k] * k))))
+    specs.append(linear("uniform_experts", "uniform_experts", space.soup(space.params_for([1.0 / k] * k))))
     if grid_best is not None:
-        specs.append(("grid best", "grid_best", space.soup(grid_best.params)))
+        specs.append(("grid best", "grid_best", space.soup(grid_best.params), trial_recipe(space, grid_best.params)))
     return specs
 
 
@@ -194,15 +205,14 @@ def paired_with_best(rows: Sequence[ComparisonRow], weights: Mapping[str, float]
     return tuple(out)
 
 
-def evaluate_comparison(session: Session, specs: Sequence[tuple[str, str, dict]],
+def evaluate_comparison(session: Session, specs: Sequence[tuple[str, str, dict, MergeRecipe]],
                         progress: Progress = SILENT) -> tuple[ComparisonRow, ...]:
     """Score every comparison row on dev (cached) and on the held-out test split, each compared
     with the best soup (the first spec) example by example."""
     ctx = TrialContext.of(session, stage="final")
 
     def one(item, advance) -> ComparisonRow:
-        name, kind, weights = item
-        recipe = soup_recipe(weights)
+        name, kind, weights, recipe = item
         dev, _, _ = evaluate_recipe(recipe, ctx, "dev")
         test, _, _ = evaluate_recipe(recipe, ctx, "test", held_out=True)
         advance({})

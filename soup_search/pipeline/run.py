@@ -74,10 +74,14 @@ def profile_and_analyze(cfg: RunConfig, session: Session, state: Path, progress:
     if cats.constant:
         progress.note(f"[yellow]note:[/] every candidate scores the same on {cats.constant}; "
                       "left out of the analysis (still part of the objective)")
-    analysis = analyze(frame, categories=cats.kept, candidates=list(session.candidates.names), method=a.method,
+    s = cfg.search
+    # a task-vector method's base model is no expert (its task vector is zero)
+    experts_from = [n for n in session.candidates.names if n != s.base_model]
+    analysis = analyze(frame, categories=cats.kept, candidates=experts_from, method=a.method,
                        tau=a.tau, top_k=a.top_k, grouping=a.grouping)
-    space = SearchSpace.from_analysis(analysis.experts, analysis.alternates, cfg.search.min_weight,
-                                      cfg.search.per_module, weights=cfg.search.weights)
+    space = SearchSpace.from_analysis(analysis.experts, analysis.alternates, s.min_weight, s.per_module,
+                                      weights=s.weights, method=s.method, base_model=s.base_model,
+                                      method_params=dict(s.method_params), lambda_range=s.lambda_range)
     return frame, analysis, space, profiled
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from soup_search.search.space import SearchSpace
+from soup_search.search.space import LAMBDA, SearchSpace
 
 
 def soup_key(space: SearchSpace, params: dict) -> tuple:
-    """What makes two params the same soup: the non-zero (module, model, weight) triples."""
-    return tuple(sorted((module, model, round(w, 9)) for module, per in space.soup(params).items()
-                        for model, w in per.items() if w > 0))
+    """What makes two params the same soup: the non-zero (module, model, weight) triples, and the
+    searched ``lambda`` of a task-vector method."""
+    key = tuple(sorted((module, model, round(w, 9)) for module, per in space.soup(params).items()
+                       for model, w in per.items() if w > 0))
+    return key + (((LAMBDA, round(float(params[LAMBDA]), 9)),) if space.lambda_range is not None else ())
 
 
 def baseline_points(space: SearchSpace, grid_points: Sequence[Sequence[float]] = ()) -> list[dict]:

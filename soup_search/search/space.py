@@ -17,12 +17,17 @@ expert among that group's top-k alternates, and the k group weights live on the 
 With ``per_module`` the attention and MLP tensors get separate weights (``stick_attn.*`` /
 ``stick_mlp.*``, or ``w_attn.*`` / ``w_mlp.*``); other tensors (embeddings, norms, lm_head)
 take their mean.
+
+``method`` (``search.method``) is the merge method a trial's soup is made with: ``linear`` (the
+SoCE soup), or a method with a base model (``task_arithmetic``, ``ties``, ...) whose per-model
+weights are these same group weights; with ``lambda_range`` the method's global ``lambda`` (the
+merged task vector's scale) is searched too, as the number ``lambda``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 
@@ -34,6 +39,8 @@ MODULE_FILTERS = {"attn": "self_attn", "mlp": "mlp"}
 #: how a sampler's numbers become simplex weights (``search.weights``), the default first
 WEIGHT_MAPS = ("stick", "normalize")
 _PREFIX = {"stick": "stick", "normalize": "w"}
+#: the searched number that is the merge method's ``lambda``
+LAMBDA = "lambda"
 
 
 def _slug(group: str) -> str:
@@ -52,6 +59,12 @@ class SearchSpace:
     min_weight: float = 0.0
     per_module: bool = False
     weights: str = "stick"
+    method: str = "linear"
+    base_model: str | None = None
+    #: the method's fixed global parameters
+    method_params: Mapping = field(default_factory=dict)
+    #: the searched range of the method's global ``lambda`` (None: not searched)
+    lambda_range: tuple[float, float] | None = None
 
     def __post_init__(self):
         problems = []
@@ -73,7 +86,7 @@ class SearchSpace:
     @classmethod
     def from_analysis(cls, experts: Mapping[str, str], alternates: Mapping[str, Sequence[str]],
                       min_weight: float = 0.0, per_module: bool = False, top_k: int | None = None,
-                      weights: str = "stick"):
+                      weights: str = "stick", **method):
         groups = tuple(experts)
         alts = {}
         for g in groups:
@@ -82,7 +95,7 @@ class SearchSpace:
                 options.remove(experts[g])
             options = [experts[g], *options]  # the expert first
             alts[g] = tuple(options[:top_k] if top_k else options)
-        return cls(groups, alts, min_weight, per_module, weights)
+        return cls(groups, alts, min_weight, per_module, weights, **method)
 
     # ---- parameter names -------------------------------------------------------------
     def expert_param(self, g: str) -> str:
@@ -118,7 +131,14 @@ class SearchSpace:
         for module in self.modules:
             for name in self.weight_params(module):
                 out[name] = optuna.distributions.FloatDistribution(0.0, 1.0)
+        if self.lambda_range is not None:
+            out[LAMBDA] = optuna.distributions.FloatDistribution(*self.lambda_range)
         return out
+
+    def method_parameters(self, params: Mapping) -> dict:
+        """The merge method's global parameters for ``params``: the fixed ones, and ``lambda`` when searched."""
+        searched = {"lambda": float(params[LAMBDA])} if self.lambda_range is not None else {}
+        return {**self.method_params, **searched}
 
     # ---- params <-> weights -------------------------------------------------------------
     def experts_of(self, params: Mapping) -> dict[str, str]:
@@ -172,4 +192,7 @@ class SearchSpace:
         numbers = self._numbers(shares)
         for module in self.modules:
             params.update(zip(self.weight_params(module), numbers))
+        if self.lambda_range is not None:  # a baseline point: the method's own default scale, 1
+            low, high = self.lambda_range
+            params[LAMBDA] = min(max(1.0, low), high)
         return params

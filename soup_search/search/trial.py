@@ -74,10 +74,13 @@ def transfer_value(spec: ObjectiveSpec, per_category: Mapping[str, float]) -> fl
     return weighted_mean(held, spec.category_weights) if held else None
 
 
-def soup_recipe(soup: Mapping[str, Mapping[str, float]]) -> MergeRecipe:
-    """A linear merge recipe from ``module -> model -> weight`` (module "all", or "attn"/"mlp")."""
+def soup_recipe(soup: Mapping[str, Mapping[str, float]], method: str = "linear", base_model: str | None = None,
+                parameters: Mapping | None = None) -> MergeRecipe:
+    """A merge recipe from ``module -> model -> weight`` (module "all", or "attn"/"mlp"): a linear
+    soup, or ``method`` with ``base_model`` and its global ``parameters``, the weights per model."""
     if set(soup) == {"all"}:
-        return MergeRecipe.soup({m: w for m, w in soup["all"].items() if w > 0})
+        return MergeRecipe.soup({m: w for m, w in soup["all"].items() if w > 0}, method, base_model,
+                                **dict(parameters or {}))
     models = sorted({m for per in soup.values() for m in per})
     entries = []
     for m in models:
@@ -87,7 +90,14 @@ def soup_recipe(soup: Mapping[str, Mapping[str, float]]) -> MergeRecipe:
             {"filter": MODULE_FILTERS["mlp"], "value": mlp},
             {"value": (attn + mlp) / 2},
         ]}})
-    return MergeRecipe.model_validate({"models": entries, "merge_method": "linear", "parameters": {"normalize": True}})
+    globals_ = {"normalize": True} if method == "linear" else dict(parameters or {})
+    return MergeRecipe.model_validate({"models": entries, "merge_method": method, "base_model": base_model,
+                                       "parameters": globals_})
+
+
+def trial_recipe(space: SearchSpace, params: Mapping) -> MergeRecipe:
+    """The recipe a trial's ``params`` stand for, made with the space's merge method."""
+    return soup_recipe(space.soup(params), space.method, space.base_model, space.method_parameters(params))
 
 
 def weights_fingerprint(recipe: MergeRecipe, candidate_fps: Mapping[str, str]) -> str:
@@ -159,7 +169,7 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     t0, started = time.perf_counter(), time.time()
     params = dict(config)
     soup = ctx.space.soup(params)
-    recipe = soup_recipe(soup)
+    recipe = trial_recipe(ctx.space, params)
     keys = cache_keys(recipe, ctx, "dev")
     log = functools.partial(_log_trial, ctx, t0, params, recipe, soup)
     hit = ray.get(ctx.store.lookup.remote(*keys))
@@ -232,8 +242,8 @@ def log_pruned(ctx: TrialContext, config: dict, last_report: dict) -> None:
     params = dict(config)
     soup = ctx.space.soup(params)
     timings = {k[2:]: v for k, v in last_report.items() if k.startswith("t_")} | {"pruned": True}
-    ray.get(ctx.store.record.remote(ctx.stage, params, soup_recipe(soup).model_dump(mode="json"), soup, "dev",
-                                    ScoreResult(**json.loads(last_report["partial"])), last_report["dev_mean"],
+    ray.get(ctx.store.record.remote(ctx.stage, params, trial_recipe(ctx.space, params).model_dump(mode="json"),
+                                    soup, "dev", ScoreResult(**json.loads(last_report["partial"])), last_report["dev_mean"],
                                     timings, False))
 
 
