@@ -8,6 +8,8 @@ from soup_search.merge.linear import linear
 from soup_search.merge.method import MergeMethod
 from soup_search.merge.task_arithmetic import task_arithmetic
 from soup_search.merge.ties import ties
+from soup_search.merge.tsv import tsv
+from soup_search.merge.wudi import wudi
 
 METHODS: dict[str, MergeMethod] = {}
 
@@ -26,6 +28,6 @@ def get_method(name: str) -> MergeMethod:
         raise MergeError(f"unknown merge method {name!r}; use one of: {', '.join(sorted(METHODS))}") from None
 
 
-for _method in (linear, task_arithmetic, ties, interpolate):
+for _method in (linear, task_arithmetic, ties, interpolate, tsv, wudi):
     register(_method)
 del _method
