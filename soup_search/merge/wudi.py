@@ -9,8 +9,8 @@ base model is required and is not an input):
 
       L(tau) = sum_i ||(tau - tau_i) tau_i^T||_F^2 / ||tau_i||_F^2
 
-  by Adam (betas 0.9, 0.999, eps 1e-8, no weight decay) for ``steps`` iterations at learning rate
-  ``lr``, starting from ``sum_i tau_i``. The gradient is computed in closed form,
+  by ``torch.optim.Adam`` (betas 0.9, 0.999, eps 1e-8, no weight decay) for ``steps`` iterations at
+  learning rate ``lr``, starting from ``sum_i tau_i``. The gradient is computed in closed form,
   ``2 (tau G - B)`` with ``G_i = tau_i^T tau_i / ||tau_i||^2``, ``G = sum_i G_i`` and
   ``B = sum_i tau_i G_i``, in float64 (see :func:`wudi_matrix`); deterministic on the CPU;
 - any other tensor (norms, biases): the mean of the task vectors, ``sum_i tau_i / T``.
@@ -79,15 +79,10 @@ def wudi_matrix(taus: list[torch.Tensor], steps: int, lr: float) -> torch.Tensor
     grams = [t.T @ t / t.square().sum() for t in taus]
     gram = torch.stack(grams).sum(dim=0)
     target = torch.stack([t @ g for t, g in zip(taus, grams)]).sum(dim=0)
-    # torch.optim.Adam's update, op for op, without its per-step overhead
-    beta1, beta2 = ADAM_BETAS
-    mean, square = torch.zeros_like(merged), torch.zeros_like(merged)
-    for step in range(1, steps + 1):
-        grad = torch.addmm(target, merged, gram, alpha=2, beta=-2)  # 2 (tau G - B)
-        mean.lerp_(grad, 1 - beta1)
-        square.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = (square.sqrt() / (1 - beta2**step) ** 0.5).add_(ADAM_EPS)
-        merged.addcdiv_(mean, denom, value=-lr / (1 - beta1**step))
+    opt = torch.optim.Adam([merged], lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+    for _ in range(steps):
+        merged.grad = torch.addmm(target, merged, gram, alpha=2, beta=-2)  # 2 (tau G - B), no autograd
+        opt.step()
     return merged.float()
 
 
