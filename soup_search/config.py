@@ -96,7 +96,7 @@ class SearchConfig(_Frozen):
     prune: bool = True
     chunks: int = 4
     #: the merge method of a trial's soup: linear (the SoCE soup), or a method with a base model
-    #: (task_arithmetic, ties, ...) whose per-model weights the search chooses
+    #: (task_arithmetic, ties, tsv, wudi) whose per-model weights the search chooses
     method: str = "linear"
     #: the method's fixed parameters (per-model ones apply to every model), e.g. ties: {density: 0.5}
     method_params: dict[str, Any] = Field(default_factory=dict)
@@ -213,10 +213,10 @@ def _method_problems(s: SearchConfig) -> list[str]:
         return [f"'search.method': {exc}"]
     if method.base == "forbidden" or method.num_models is not None:
         return [f"'search.method' {s.method} merges a fixed set of models, not the experts the search picks; "
-                "use soup-search sweep / transfer for it, or a method such as linear, task_arithmetic or ties"]
+                "use a method such as linear, task_arithmetic, ties, tsv or wudi"]
     specs = {p.name: p for p in method.params}
     if "weight" not in specs or specs["weight"].scope != "model":
-        return [f"'search.method' {s.method} takes no per-model weight to search; use linear, task_arithmetic or ties"]
+        return [f"'search.method' {s.method} takes no per-model weight to search; use linear, task_arithmetic, ties, tsv or wudi"]
     problems = []
     if method.base == "required" and not s.base_model:
         problems.append(f"'search.base_model' is required by search.method {s.method} (its task vectors are taken "

@@ -106,7 +106,7 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the mergekit YAML."),
     weights: Optional[str] = typer.Option(None, help="Soup weights NAME=W,... (names may be model paths)."),
     method: str = typer.Option("linear", help="Merge method for --weights."),
-    base: Optional[str] = typer.Option(None, help="Base model path (task_arithmetic, ties)."),
+    base: Optional[str] = typer.Option(None, help="Base model path (task_arithmetic, ties, tsv, wudi)."),
     param: list[str] = typer.Option([], "--param", help="Top-level parameter KEY=VALUE (repeatable), e.g. density=0.5."),
     force: bool = typer.Option(False, "--force", help="Replace the file at --out if there is one."),
 ) -> None:
