@@ -39,6 +39,7 @@ import torch
 from soup_search.errors import MergeError
 from soup_search.merge.method import MergeMethod
 from soup_search.merge.params import ParamSpec, TensorParams
+from soup_search.merge.task_vectors import merge_task_vectors
 
 
 @dataclass(frozen=True)
@@ -97,16 +98,8 @@ class TSVMerge(MergeMethod):
         return TSVPrepared(tuple(params.column("weight")), fraction, params.shared["lambda"])
 
     def merge(self, prepared: TSVPrepared, tensors, base):
-        base32 = base.to(torch.float32)
-        if not tensors:
-            return base32.clone()
-        taus = [torch.sub(t, base32).mul_(w) for t, w in zip(tensors, prepared.weights)]
-        if base.dim() == 2:
-            k = int(min(base.shape) * prepared.fraction)
-            merged = tsv_matrix(taus, k)
-        else:
-            merged = torch.stack(taus).mean(dim=0)
-        return merged.mul_(prepared.lam).add_(base32)
+        k = int(min(base.shape) * prepared.fraction) if base.dim() == 2 else 0
+        return merge_task_vectors(tensors, base, prepared.weights, prepared.lam, lambda taus: tsv_matrix(taus, k))
 
 
 tsv = TSVMerge()

@@ -46,6 +46,7 @@ import torch
 from soup_search.errors import MergeError
 from soup_search.merge.method import MergeMethod
 from soup_search.merge.params import ParamSpec, TensorParams
+from soup_search.merge.task_vectors import merge_task_vectors
 
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which the paper's code and FusionBench use
 ADAM_EPS = 1e-8
@@ -111,15 +112,8 @@ class WUDIMerge(MergeMethod):
         return WUDIPrepared(tuple(params.column("weight")), int(steps), lr, params.shared["lambda"])
 
     def merge(self, prepared: WUDIPrepared, tensors, base):
-        base32 = base.to(torch.float32)
-        if not tensors:
-            return base32.clone()
-        taus = [torch.sub(t, base32).mul_(w) for t, w in zip(tensors, prepared.weights)]
-        if base.dim() == 2:
-            merged = wudi_matrix(taus, prepared.steps, prepared.lr)
-        else:
-            merged = torch.stack(taus).mean(dim=0)
-        return merged.mul_(prepared.lam).add_(base32)
+        return merge_task_vectors(tensors, base, prepared.weights, prepared.lam,
+                                  lambda taus: wudi_matrix(taus, prepared.steps, prepared.lr))
 
 
 wudi = WUDIMerge()
