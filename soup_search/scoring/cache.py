@@ -36,7 +36,8 @@ class ScoreCache:
         row = self._db.execute("SELECT result FROM scores WHERE key = ?",
                                (cache_key(weights_fp, objective_fp, split),)).fetchone()
         result = ScoreResult.from_json(json.loads(row[0])) if row is not None else None
-        if result is None or not result.correct:  # entries of older versions lack per-example bits
+        # entries of older versions lack per-example bits or token counts: scored again once, and replaced
+        if result is None or not result.correct or not result.generated_tokens:
             self.misses += 1
             return None
         self.hits += 1

@@ -4,7 +4,7 @@ Chunk ``j`` of ``n`` takes, within each category, the examples at positions ``j,
 of the split's order: deterministic, stratified (each category's count differs by at most one
 between chunks), and the chunks together are the split. :func:`join_chunks` puts the chunks'
 per-example bits back in the split's order, so the joined result is the one a whole-split
-scoring gives.
+scoring gives (token counts too).
 """
 
 from __future__ import annotations
@@ -33,20 +33,27 @@ def join_chunks(parts: Sequence[ScoreResult]) -> ScoreResult:
     """The whole split's result from the results of all its chunks, in chunk order."""
     n = len(parts)
     bits: dict[str, str] = {}
+    tokens: dict[str, list[int]] = {}
+    with_tokens = all(p.generated_tokens or not p.correct for p in parts)
     for c in dict.fromkeys(c for p in parts for c in p.correct):
         total = sum(len(p.correct.get(c, "")) for p in parts)
         bits[c] = "".join(parts[i % n].correct[c][i // n] for i in range(total))
+        if with_tokens:
+            tokens[c] = [parts[i % n].generated_tokens[c][i // n] for i in range(total)]
     return ScoreResult(per_category={c: b.count("1") / len(b) for c, b in bits.items()},
                        counts={c: len(b) for c, b in bits.items()},
-                       seconds=sum(p.seconds for p in parts), correct=bits)
+                       seconds=sum(p.seconds for p in parts), correct=bits, generated_tokens=tokens)
 
 
 def running_result(parts: Sequence[ScoreResult]) -> ScoreResult:
     """What the chunks scored so far say: per-category accuracy over the examples they hold."""
     bits: dict[str, str] = {}
+    tokens: dict[str, list[int]] = {}
     for p in parts:
         for c, b in p.correct.items():
             bits[c] = bits.get(c, "") + b
+        for c, t in p.generated_tokens.items():
+            tokens[c] = tokens.get(c, []) + list(t)
     return ScoreResult(per_category={c: b.count("1") / len(b) for c, b in bits.items()},
                        counts={c: len(b) for c, b in bits.items()},
-                       seconds=sum(p.seconds for p in parts), correct=bits)
+                       seconds=sum(p.seconds for p in parts), correct=bits, generated_tokens=tokens)

@@ -2,7 +2,8 @@
 
 Pure functions (no Ray, no files): the zoo's ``scores`` command and the scorer actors
 both call these. A prompt is fed as ``<s> prompt`` (the zoo's training format), batches are
-left-padded, decoding is greedy and stops at ``</s>``; completions come back stripped.
+left-padded, decoding is greedy and stops at ``</s>``; completions come back stripped, with
+the number of tokens generated for each (the ``</s>`` not counted).
 """
 
 from __future__ import annotations
@@ -33,25 +34,40 @@ def _left_pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
     return ids, mask
 
 
-def _decode(tokenizer, new_ids: torch.Tensor) -> list[str]:
-    eos, out = tokenizer.eos_token_id, []
+def answer_length(ids: Sequence[int], eos_id: int | None) -> int:
+    """Tokens generated for an answer: those before its first end-of-sequence (all without one).
+
+    The one definition every scorer counts by (HF pads finished rows after ``</s>``; vLLM's
+    ``token_ids`` may or may not end with it)."""
+    ids = list(ids)
+    return ids.index(eos_id) if eos_id is not None and eos_id in ids else len(ids)
+
+
+def _decode(tokenizer, new_ids: torch.Tensor) -> list[tuple[str, int]]:
+    out = []
     for row in new_ids.tolist():
-        if eos in row:
-            row = row[: row.index(eos)]
-        out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+        n = answer_length(row, tokenizer.eos_token_id)
+        out.append((tokenizer.decode(row[:n], skip_special_tokens=True).strip(), n))
     return out
 
 
-@torch.inference_mode()
 def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int,
                      batch_size: int = 256) -> list[str]:
-    """Greedy completions of ``prompts`` (in order), each cut at end-of-sequence and stripped.
+    """Greedy completions of ``prompts`` (in order), each cut at end-of-sequence and stripped."""
+    return generate(model, tokenizer, prompts, max_new_tokens, batch_size)[0]
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int,
+             batch_size: int = 256) -> tuple[list[str], list[int]]:
+    """Greedy completions of ``prompts`` (in order), each cut at end-of-sequence and stripped,
+    and the number of tokens generated for each (:func:`answer_length`).
 
     Prompts are sorted by length and decoded ``batch_size`` at a time with left padding,
     which gives the same answers as decoding them one by one.
     """
     if not prompts:
-        return []
+        return [], []
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     was_training = model.training
@@ -60,6 +76,7 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int,
     encoded = [encode_prompt(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     answers: list[str] = [""] * len(prompts)
+    lengths: list[int] = [0] * len(prompts)
     device = next(model.parameters()).device
     try:
         for start in range(0, len(order), batch_size):
@@ -70,11 +87,11 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int,
                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                 eos_token_id=tokenizer.eos_token_id, pad_token_id=pad_id,
             )
-            for i, text in zip(chunk, _decode(tokenizer, out[:, ids.shape[1]:].cpu())):
-                answers[i] = text
+            for i, (text, n) in zip(chunk, _decode(tokenizer, out[:, ids.shape[1]:].cpu())):
+                answers[i], lengths[i] = text, n
     finally:
         model.train(was_training)
-    return answers
+    return answers, lengths
 
 
 def evaluate(model, tokenizer, objective, split: str, categories: Iterable[str] | None = None,
@@ -90,6 +107,6 @@ def evaluate(model, tokenizer, objective, split: str, categories: Iterable[str] 
 def evaluate_examples(model, tokenizer, objective, examples: Sequence, batch_size: int = 256) -> ScoreResult:
     """Greedy answers on ``examples`` (of one of the objective's splits), scored per category and per example."""
     start = time.perf_counter()
-    preds = generate_answers(model, tokenizer, [ex.prompt for ex in examples],
-                             objective.max_new_tokens, batch_size=batch_size)
-    return ScoreResult.of_answers(objective, examples, preds, time.perf_counter() - start)
+    preds, lengths = generate(model, tokenizer, [ex.prompt for ex in examples],
+                              objective.max_new_tokens, batch_size=batch_size)
+    return ScoreResult.of_answers(objective, examples, preds, time.perf_counter() - start, lengths)

@@ -61,22 +61,32 @@ class ScoreResult:
 
     ``correct`` keeps each example's correctness, a string of "0"/"1" per category in the
     split's example order, so that two soups can be compared example by example (paired).
+    ``generated_tokens`` keeps, in the same order, the number of tokens generated for each
+    answer (its end-of-sequence token not counted); empty in results written before token
+    counts existed.
     """
 
     per_category: dict[str, float]
     counts: dict[str, int]
     seconds: float = 0.0
     correct: dict[str, str] = field(default_factory=dict)
+    generated_tokens: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
-    def of_answers(cls, objective, examples, predictions, seconds: float) -> ScoreResult:
-        """Match each prediction against its example's answer and tally them per category."""
+    def of_answers(cls, objective, examples, predictions, seconds: float,
+                   generated_tokens: Sequence[int] | None = None) -> ScoreResult:
+        """Match each prediction against its example's answer and tally them per category
+        (``generated_tokens``: each answer's token count, in the order of ``examples``)."""
         bits: dict[str, list[str]] = {}
-        for ex, pred in zip(examples, predictions, strict=True):
+        tokens: dict[str, list[int]] = {}
+        lengths = generated_tokens if generated_tokens is not None else [None] * len(examples)
+        for ex, pred, n in zip(examples, predictions, lengths, strict=True):
             bits.setdefault(ex.category, []).append("1" if objective.score(pred, ex.answer) else "0")
+            if n is not None:
+                tokens.setdefault(ex.category, []).append(int(n))
         return cls(per_category={c: b.count("1") / len(b) for c, b in bits.items()},
                    counts={c: len(b) for c, b in bits.items()}, seconds=float(seconds),
-                   correct={c: "".join(b) for c, b in bits.items()})
+                   correct={c: "".join(b) for c, b in bits.items()}, generated_tokens=tokens)
 
     @property
     def n(self) -> int:
@@ -86,13 +96,20 @@ class ScoreResult:
     def mean(self) -> float:
         return sum(self.per_category.values()) / max(len(self.per_category), 1)
 
+    @property
+    def mean_tokens(self) -> float | None:
+        """Generated tokens per answer, over every example (None without token counts)."""
+        counts = [n for per in self.generated_tokens.values() for n in per]
+        return sum(counts) / len(counts) if counts else None
+
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping) -> "ScoreResult":
         return cls(per_category=dict(data["per_category"]), counts=dict(data["counts"]),
-                   seconds=float(data.get("seconds", 0.0)), correct=dict(data.get("correct") or {}))
+                   seconds=float(data.get("seconds", 0.0)), correct=dict(data.get("correct") or {}),
+                   generated_tokens={c: list(v) for c, v in (data.get("generated_tokens") or {}).items()})
 
 
 @runtime_checkable

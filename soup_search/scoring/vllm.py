@@ -32,7 +32,7 @@ import torch
 from transformers import AutoTokenizer
 
 from soup_search.errors import CandidateError, SoupSearchError
-from soup_search.scoring.generation import encode_prompt
+from soup_search.scoring.generation import answer_length, encode_prompt
 from soup_search.scoring.protocol import ScoreResult
 
 EXTENSION = "soup_search.scoring.vllm_ext.SoupWeightLoader"
@@ -102,7 +102,10 @@ class VLLMScorer:
         start = time.perf_counter()
         outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
         seconds = time.perf_counter() - start
-        return ScoreResult.of_answers(objective, examples, [out.outputs[0].text.strip() for out in outputs], seconds)
+        answers = [out.outputs[0] for out in outputs]
+        eos = self.tokenizer.eos_token_id
+        return ScoreResult.of_answers(objective, examples, [a.text.strip() for a in answers], seconds,
+                                      [answer_length(a.token_ids, eos) for a in answers])
 
 
 @contextlib.contextmanager

@@ -8,7 +8,8 @@ from soup_search.engine.run_store import RunStore
 
 
 def test_cache_persists_across_instances(tmp_path):
-    r = ScoreResult({"add": 0.5, "sort": 1.0}, {"add": 4, "sort": 2}, 1.5, {"add": "0101", "sort": "11"})
+    r = ScoreResult({"add": 0.5, "sort": 1.0}, {"add": 4, "sort": 2}, 1.5, {"add": "0101", "sort": "11"},
+                    {"add": [2, 3, 2, 1], "sort": [5, 5]})
     c = ScoreCache(tmp_path / "s.sqlite")
     assert c.get("w", "o", "dev") is None
     c.put("w", "o", "dev", r)
@@ -17,7 +18,7 @@ def test_cache_persists_across_instances(tmp_path):
     assert c2.get("w", "o", "dev") == r
     assert c2.get("w", "o", "test") is None and c2.get("w2", "o", "dev") is None
     assert len(c2) == 1 and c2.hits == 1 and c2.misses == 2
-    assert r.n == 6 and r.mean == 0.75
+    assert r.n == 6 and r.mean == 0.75 and r.mean_tokens == 3.0
 
 
 def test_objective_spec_fingerprint_is_order_independent():
@@ -29,7 +30,7 @@ def test_objective_spec_fingerprint_is_order_independent():
 
 def test_run_store_log(tmp_path):
     s = RunStore(tmp_path / "run.sqlite", tmp_path / "cache.sqlite")
-    r = ScoreResult({"add": 1.0}, {"add": 3}, 0.1, {"add": "111"})
+    r = ScoreResult({"add": 1.0}, {"add": 3}, 0.1, {"add": "111"}, {"add": [2, 2, 3]})
     s.remember("w", "o", "dev", r)
     s.record("search", {"w.add": 0.5}, {"models": []}, {"all": {"e": 1.0}}, "dev", r, 1.0, {"wall_s": 1}, False)
     s.record("grid", {}, {}, {}, "dev", r, 0.5, {}, True)
@@ -45,3 +46,17 @@ def test_an_entry_without_per_example_bits_is_a_miss(tmp_path):
     cache = ScoreCache(tmp_path / "c.sqlite")
     cache.put("w", "o", "test", ScoreResult({"add": 1.0}, {"add": 3}, 0.1))
     assert cache.get("w", "o", "test") is None and cache.misses == 1
+
+
+def test_an_entry_without_token_counts_is_a_miss_and_old_json_still_reads(tmp_path):
+    """Entries written before token counts existed read back (results files stay readable), but the
+    cache scores them again once, so that every cached result carries its token counts."""
+    old = {"per_category": {"add": 1.0}, "counts": {"add": 3}, "seconds": 0.1, "correct": {"add": "111"}}
+    assert ScoreResult.from_json(old) == ScoreResult({"add": 1.0}, {"add": 3}, 0.1, {"add": "111"})
+    assert ScoreResult.from_json(old).mean_tokens is None
+    cache = ScoreCache(tmp_path / "c.sqlite")
+    cache.put("w", "o", "dev", ScoreResult.from_json(old))
+    assert cache.get("w", "o", "dev") is None and cache.misses == 1
+    new = ScoreResult.from_json({**old, "generated_tokens": {"add": [1, 2, 3]}})
+    cache.put("w", "o", "dev", new)
+    assert cache.get("w", "o", "dev") == new and new.mean_tokens == 2.0

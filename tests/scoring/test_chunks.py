@@ -18,7 +18,9 @@ class Oracle:
 
 
 def scored(examples) -> ScoreResult:
-    return ScoreResult.of_answers(Oracle, examples, [ex.prompt for ex in examples], seconds=1.0)
+    """Each answer's token count is its prompt's number (a0 -> 0, b6 -> 6): each example's own."""
+    return ScoreResult.of_answers(Oracle, examples, [ex.prompt for ex in examples], seconds=1.0,
+                                  generated_tokens=[int(ex.prompt[1:]) for ex in examples])
 
 
 def test_chunks_are_stratified_deterministic_and_cover_the_split():
@@ -37,6 +39,8 @@ def test_joined_chunks_are_the_whole_split_result():
     joined = join_chunks(parts)
     assert joined.correct == whole.correct and joined.per_category == whole.per_category
     assert joined.counts == whole.counts and joined.seconds == 3.0
+    assert joined.generated_tokens == whole.generated_tokens == {"a": list(range(10)), "b": list(range(7)),
+                                                                 "c": [0, 1, 2]}
 
 
 def test_running_result_counts_only_what_was_scored():
@@ -45,3 +49,4 @@ def test_running_result_counts_only_what_was_scored():
     assert so_far.counts == {"a": 6, "b": 4, "c": 2} and so_far.n == 12
     # a0 a4 a8 | a1 a5 a9: even digits 0 4 8 → 3 of 6
     assert so_far.per_category["a"] == 0.5
+    assert so_far.generated_tokens["a"] == [0, 4, 8, 1, 5, 9]

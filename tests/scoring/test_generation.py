@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from soup_search.objectives.toy import ToyObjective
 from soup_search.errors import ObjectiveError
-from soup_search.scoring.generation import evaluate, generate_answers
+from soup_search.scoring.generation import answer_length, evaluate, generate, generate_answers
 from tests.helpers import make_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -39,10 +39,11 @@ def test_random_model_batches_match_too_and_answers_stop_at_budget(tmp_path):
     path = make_checkpoint(tmp_path / "rand", seed=3)
     model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
     prompts = ["add 1+2=", "reverse abcdef=", "x", "parity 0101010101="]
-    batched = generate_answers(model, tok, prompts, max_new_tokens=5, batch_size=4)
-    single = [generate_answers(model, tok, [p], max_new_tokens=5)[0] for p in prompts]
-    assert batched == single
+    batched, lengths = generate(model, tok, prompts, max_new_tokens=5, batch_size=4)
+    single = [generate(model, tok, [p], max_new_tokens=5) for p in prompts]
+    assert batched == [a[0] for a, _ in single] and lengths == [n[0] for _, n in single]
     assert all(len(a) <= 5 for a in batched)  # one char per token, never past the budget
+    assert all(0 <= n <= 5 for n in lengths)
 
 
 def test_generate_answers_keeps_order_and_handles_empty(trained):
@@ -78,3 +79,25 @@ def test_evaluate_refuses_test_split_unless_held_out(trained):
     with pytest.raises(ObjectiveError, match="test split"):
         evaluate(model, tok, toy, "test")
     assert evaluate(model, tok, toy, "test", categories=["max"], held_out=True).n == 5
+
+
+def test_answer_length_counts_the_tokens_before_the_end_of_sequence():
+    assert answer_length([7, 8, 2, 0, 0], eos_id=2) == 2  # HF: finished rows are padded after </s>
+    assert answer_length([7, 8, 2], eos_id=2) == 2  # vLLM: token_ids end with the </s>
+    assert answer_length([7, 8, 9], eos_id=2) == 3  # the budget ran out
+    assert answer_length([2], eos_id=2) == 0 and answer_length([7], eos_id=None) == 1
+
+
+def test_token_counts_are_the_answers_lengths_batched_or_not(trained):
+    """The char tokenizer spends one token per character: each count is its answer's length."""
+    model, tok = trained
+    prompts = _mixed_prompts()
+    answers, lengths = generate(model, tok, prompts, max_new_tokens=8, batch_size=7)
+    assert lengths == [generate(model, tok, [p], max_new_tokens=8, batch_size=1)[1][0] for p in prompts]
+    assert lengths == [len(a) for a in answers] and sum(lengths) > len(prompts)
+    toy = ToyObjective(seed=0, n_dev=5)
+    result = evaluate(model, tok, toy, "dev", categories=["copy", "max"])
+    examples = toy.examples("dev", ["copy", "max"])
+    preds = generate_answers(model, tok, [e.prompt for e in examples], toy.max_new_tokens)
+    assert result.generated_tokens == {c: [len(p) for p, e in zip(preds, examples) if e.category == c]
+                                       for c in ("copy", "max")}

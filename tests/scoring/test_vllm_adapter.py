@@ -104,6 +104,7 @@ def test_tensor_parallel_scorers_load_through_a_tmpfs_file(fake_vllm, tmp_path, 
         assert list((tmp_path / "shm").iterdir()) == []
         got, want = scorer.score(toy, "dev"), HFScorer(other).score(toy, "dev")
         assert got.correct == want.correct and got.per_category == want.per_category
+        assert got.generated_tokens == want.generated_tokens
     finally:
         scorer.llm.shutdown()
 
@@ -122,6 +123,8 @@ def test_vllm_and_hf_give_the_same_zoo_answers(fake_vllm, tiny_zoo):
     got, want = scorer.score(toy, "dev"), HFScorer(expert).score(toy, "dev")
     assert got.correct == want.correct and got.counts == want.counts
     assert sum(want.per_category.values()) > 0  # (an expert that answers something right)
+    # vLLM's token_ids end with the EOS it stopped at; both count the answer's tokens only
+    assert got.generated_tokens == want.generated_tokens and want.mean_tokens > 0
 
     examples = toy.examples("dev")
     assert encode_prompt(scorer.tokenizer, examples[0].prompt)[0] == scorer.tokenizer.bos_token_id

@@ -15,7 +15,8 @@ Put ``tests/fake_vllm`` on ``sys.path`` (and ``PYTHONPATH`` for Ray workers) to 
   it loaded.
 - **Tokenisation.** The front end tokenises a string prompt with the tokenizer's defaults
   (``add_special_tokens=True``, which for the zoo's tokenizer adds no BOS) and passes a
-  ``TokensPrompt``'s ids as they are. Decoding is greedy, stops at EOS and drops special tokens.
+  ``TokensPrompt``'s ids as they are. Decoding is greedy, stops at EOS and drops special tokens
+  from the text; an answer's ``token_ids`` end with that EOS.
 - **``load_format="dummy"``** leaves every weight at a small random value.
 
 Generation is a plain greedy loop over a transformers model, one prompt at a time, so the
@@ -144,9 +145,9 @@ class _EngineCore:
             seq, new = torch.tensor([ids]), []
             for _ in range(max_tokens):
                 token = int(hf(seq).logits[0, -1].argmax())
+                new.append(token)  # (an answer's token_ids end with the EOS it stopped at, as in vLLM)
                 if token == self.eos:
                     break
-                new.append(token)
                 seq = torch.cat([seq, torch.tensor([[token]])], dim=1)
             out.append(new)
         return out
