@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from soup_search.errors import SoupSearchError
 
-COMMAND_MODULES = ("zoo", "merge", "profile", "analyze", "run", "bench", "serve", "remote", "watches")
+COMMAND_MODULES = ("zoo", "merge", "profile", "analyze", "run", "bench", "serve", "remote", "watches", "curves")
 
 app = typer.Typer(
     name="soup-search",

@@ -54,3 +54,21 @@ def transfer_table(result) -> Table | None:
         delta = "" if d is None else d.interval() + (" *" if d.significant else "")
         table.add_row(r.name, r.kind, f"{r.transfer_mean:.4f}", delta, "" if d is None else f"{d.p_value:.3g}")
     return table
+
+
+def curve_table(data: dict) -> Table:
+    """A curve's points (from its JSON): coefficients, per-category dev accuracy, the mean with its
+    95% CI (the best in bold) and the mean generated tokens per answer."""
+    axes, points = data["axes"], data["points"]
+    categories = list(dict.fromkeys(c for p in points for c in p["per_category"]))
+    table = Table(title=f"{data['kind']}: dev accuracy and generated tokens per answer")
+    for col in [*axes, *categories, "mean", "95% CI", "tokens"]:
+        table.add_column(col, justify="right")
+    best = max(p["mean"] for p in points)
+    for p in points:
+        mean = f"{p['mean']:.3f}"
+        tokens = "" if p["mean_tokens"] is None else f"{p['mean_tokens']:.2f}"
+        accuracies = (f"{p['per_category'].get(c, float('nan')):.2f}" for c in categories)
+        table.add_row(*(f"{p[a]:g}" for a in axes), *accuracies, f"[bold]{mean}[/]" if p["mean"] == best else mean,
+                      f"{p['mean_ci'][0]:.2f}–{p['mean_ci'][1]:.2f}", tokens)
+    return table
