@@ -1,7 +1,8 @@
 """The regimes of a merge curve: where, along the swept coefficient, behaviour holds and where it changes.
 
-The rule, applied to each of a curve's series (mean accuracy, mean generated tokens) over the
-sorted grid ``x_0 < ... < x_{n-1}``:
+The rule, applied to each of a curve's series (for a merge curve: the mean accuracy, the mean
+generated tokens and each category's accuracy, each with its points' 95% CIs) over the sorted grid
+``x_0 < ... < x_{n-1}``:
 
 1. **Abrupt steps.** A step ``x_i → x_{i+1}`` is abrupt when it is at least twice the series'
    average step: ``|y_{i+1} − y_i| ≥ 2 · Σ|Δy| / (n − 1)``. The steps of a straight line are never

@@ -140,8 +140,9 @@ def _score_and_show(cfg, candidates, models: dict, family, out: Path, notes: tup
     paths = write_curve(data, out)
     console.print(curve_table(data))
     for regime in data["regimes"]:
-        values = ", ".join(f"{k} {a:.3g} → {b:.3g}" for k, (a, b) in regime["values"].items())
-        kind = regime["kind"] + (f" in {' and '.join(regime['changes'])}" if regime["changes"] else "")
+        shown = ["accuracy", "tokens", *(c for c in regime["changes"] if c not in ("accuracy", "tokens"))]
+        values = ", ".join(f"{k} {a:.3g} → {b:.3g}" for k, (a, b) in regime["values"].items() if k in shown)
+        kind = regime["kind"] + (f" in {', '.join(regime['changes'])}" if regime["changes"] else "")
         console.print(f"regime {family.axes[0]} {regime['start']:g} … {regime['end']:g}: [bold]{kind}[/] ({values})")
     for note in notes:
         console.print(note)

@@ -82,17 +82,6 @@ class Curve:
     seconds: float
     notes: tuple[str, ...] = ()
 
-    def regimes(self, points: list[dict] | None = None) -> list[Regime]:
-        """The regimes of a 1-D curve over its coefficient (none for a 2-D grid)."""
-        if len(self.family.axes) != 1:
-            return []
-        rows = sorted(points or [p.to_json() for p in self.points], key=lambda p: p[self.family.axes[0]])
-        width = lambda ci: ci[1] - ci[0]  # noqa: E731
-        series = {"accuracy": ([p["mean"] for p in rows], [width(p["mean_ci"]) for p in rows])}
-        if all(p["mean_tokens"] is not None for p in rows):
-            series["tokens"] = ([p["mean_tokens"] for p in rows], [width(p["mean_tokens_ci"]) for p in rows])
-        return find_regimes([p[self.family.axes[0]] for p in rows], series)
-
     def to_json(self) -> dict:
         points = [p.to_json() for p in self.points]
         return {
@@ -101,9 +90,31 @@ class Curve:
             "objective": {"name": self.points[0].spec.name, "params": dict(self.points[0].spec.params)},
             "points": points,
             "references": {role: p.to_json() for role, p in self.references.items()},
-            "regimes": [r.to_json() for r in self.regimes(points)],
+            "regimes": [r.to_json() for r in curve_regimes(self.family.axes, points)],
             "seconds": self.seconds, "notes": list(self.notes),
         }
+
+
+def curve_regimes(axes: tuple[str, ...], points: list[dict]) -> list[Regime]:
+    """The regimes of a 1-D curve over its coefficient, from its points' JSON (none for a 2-D grid).
+
+    The series: the mean accuracy (``accuracy``), the mean generated tokens (``tokens``) and each
+    category's accuracy (``accuracy[add]``), each with its points' 95% CIs as its noise."""
+    if len(axes) != 1:
+        return []
+    rows = sorted(points, key=lambda p: p[axes[0]])
+
+    def widths(cis) -> list[float]:
+        return [high - low for low, high in cis]
+
+    found = {"accuracy": ([p["mean"] for p in rows], widths(p["mean_ci"] for p in rows))}
+    if all(p["mean_tokens"] is not None for p in rows):
+        found["tokens"] = ([p["mean_tokens"] for p in rows], widths(p["mean_tokens_ci"] for p in rows))
+    for c in dict.fromkeys(c for p in rows for c in p["per_category"]):
+        if all(c in p["per_category"] for p in rows):
+            found[f"accuracy[{c}]"] = ([p["per_category"][c] for p in rows],
+                                       widths(p["per_category_ci"][c] for p in rows))
+    return find_regimes([p[axes[0]] for p in rows], found)
 
 
 def score_family(session: Session, family: Family, models: dict[str, str], progress: Progress = SILENT,
