@@ -124,6 +124,7 @@ def _inputs(cfg, specs: dict[str, str]):
 
 def _score_and_show(cfg, candidates, models: dict, family, out: Path, notes: tuple[str, ...] = ()) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     from soup_search.cli.tables import curve_table
     from soup_search.cli.ui import RichProgress
@@ -143,7 +144,8 @@ def _score_and_show(cfg, candidates, models: dict, family, out: Path, notes: tup
         shown = ["accuracy", "tokens", *(c for c in regime["changes"] if c not in ("accuracy", "tokens"))]
         values = ", ".join(f"{k} {a:.3g} → {b:.3g}" for k, (a, b) in regime["values"].items() if k in shown)
         kind = regime["kind"] + (f" in {', '.join(regime['changes'])}" if regime["changes"] else "")
-        console.print(f"regime {family.axes[0]} {regime['start']:g} … {regime['end']:g}: [bold]{kind}[/] ({values})")
+        console.print(f"regime {family.axes[0]} {regime['start']:g} … {regime['end']:g}: [bold]{escape(kind)}[/] "
+                      f"({escape(values)})")
     for note in notes:
         console.print(note)
     console.print(f"{len(family.points)} merges scored in {curve.seconds:.0f} s ({time.perf_counter() - start:.0f} s "

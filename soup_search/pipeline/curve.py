@@ -99,7 +99,7 @@ def curve_regimes(axes: tuple[str, ...], points: list[dict]) -> list[Regime]:
     """The regimes of a 1-D curve over its coefficient, from its points' JSON (none for a 2-D grid).
 
     The series: the mean accuracy (``accuracy``), the mean generated tokens (``tokens``) and each
-    category's accuracy (``accuracy[add]``), each with its points' 95% CIs as its noise."""
+    category's accuracy (``accuracy:add``), each with its points' 95% CIs as its noise."""
     if len(axes) != 1:
         return []
     rows = sorted(points, key=lambda p: p[axes[0]])
@@ -112,7 +112,7 @@ def curve_regimes(axes: tuple[str, ...], points: list[dict]) -> list[Regime]:
         found["tokens"] = ([p["mean_tokens"] for p in rows], widths(p["mean_tokens_ci"] for p in rows))
     for c in dict.fromkeys(c for p in rows for c in p["per_category"]):
         if all(c in p["per_category"] for p in rows):
-            found[f"accuracy[{c}]"] = ([p["per_category"][c] for p in rows],
+            found[f"accuracy:{c}"] = ([p["per_category"][c] for p in rows],
                                        widths(p["per_category_ci"][c] for p in rows))
     return find_regimes([p[axes[0]] for p in rows], found)
 

@@ -50,7 +50,7 @@ def test_a_sweep_writes_its_table_plot_and_json_with_the_regime_where_categories
     data = curve(sweep_family(NAMES, lambdas), results).to_json()
     assert [(r["start"], r["end"], r["kind"]) for r in data["regimes"]] == [
         (0.0, 0.4, "flat"), (0.4, 0.6, "transition"), (0.6, 1.0, "flat")]
-    assert set(data["regimes"][1]["changes"]) == {"tokens", "accuracy[x]", "accuracy[y]"}
+    assert set(data["regimes"][1]["changes"]) == {"tokens", "accuracy:x", "accuracy:y"}
     first = data["points"][0]
     assert first["mean"] == pytest.approx(38 / 80) and first["mean_tokens"] == pytest.approx(2 + 2 / 80)
     assert first["recipe"]["merge_method"] == "interpolate" and first["recipe"]["parameters"]["lambda"] == 0.0
