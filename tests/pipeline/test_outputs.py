@@ -75,9 +75,23 @@ def test_comparison_specs_list_the_baselines_after_the_soup():
     space = SearchSpace.from_analysis({"add": "a", "sort": "b"}, {"add": ["a"], "sort": ["b"]})
     best = TrialRecord(0, "search", space.params_for([0.3, 0.7]), {}, 0.6, {})
     specs = comparison_specs(["a", "b", "c"], space, analyze(SCORES, tau=0.99), best, None)
-    assert [kind for _, kind, _ in specs] == ["soup", "expert", "expert", "expert", "uniform_all", "uniform_experts"]
+    assert [kind for _, kind, _, _ in specs] == ["soup", "expert", "expert", "expert", "uniform_all", "uniform_experts"]
     assert specs[0][2]["all"] == pytest.approx({"a": 0.3, "b": 0.7})
     assert specs[-2][2]["all"] == pytest.approx({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})
+    assert all(recipe.merge_method == "linear" for *_, recipe in specs)  # a linear search: linear soups only
+    assert {m.model: m.parameters["weight"] for m in specs[0][3].models} == pytest.approx({"a": 0.3, "b": 0.7})
+
+
+def test_a_method_search_compares_its_best_soup_with_the_same_weights_as_a_linear_soup():
+    space = SearchSpace.from_analysis({"add": "a", "sort": "b"}, {"add": ["a"], "sort": ["b"]}, method="ties",
+                                      base_model="base", method_params={"density": 0.5}, lambda_range=(0.5, 1.5))
+    best = TrialRecord(0, "search", {**space.params_for([0.3, 0.7]), "lambda": 1.2}, {}, 0.6, {})
+    specs = comparison_specs(["a", "b", "c"], space, analyze(SCORES, tau=0.99), best, None)
+    assert [kind for _, kind, _, _ in specs][:2] == ["soup", "best_weights_linear"]
+    soup, linear = specs[0][3], specs[1][3]
+    assert (soup.merge_method, soup.base_model, soup.parameters) == ("ties", "base", {"density": 0.5, "lambda": 1.2})
+    assert linear.merge_method == "linear" and linear.base_model is None
+    assert specs[0][2] == specs[1][2]  # the same weights
 
 
 def test_results_json_has_every_key_and_the_best_row(result, tmp_path):
