@@ -112,30 +112,35 @@ def plan_needs(res: ResourcesConfig, cluster_gpus: float) -> Needs:
                  shard_gpus=shard_gpus, scorer_gpus=per_scorer)
 
 
-def capacity_problem(needs: Needs) -> str | None:
-    """What the cluster's live nodes lack for ``needs`` (one line), or None when it fits."""
+def _short(needs: Needs) -> dict[str, tuple[float, float]]:
+    """The resources the cluster's live nodes lack for ``needs``: name -> (needed, available)."""
     have = ray.cluster_resources()
-    short = [f"{need:g} {name}s but the cluster has {have.get(name, 0.0):g}"
-             for name, need in needs.as_resources().items() if need > have.get(name, 0.0) + 1e-9]
+    return {name: (need, have.get(name, 0.0)) for name, need in needs.as_resources().items()
+            if need > have.get(name, 0.0) + 1e-9}
+
+
+def capacity_problem(needs: Needs, short: dict[str, tuple[float, float]] | None = None) -> str | None:
+    """What the cluster's live nodes lack for ``needs`` (one line), or None when it fits."""
+    short = _short(needs) if short is None else short
     if not short:
         return None
-    return "shards, scorers and trials need " + " and ".join(short)
+    return "shards, scorers and trials need " + " and ".join(
+        f"{need:g} {name}s but the cluster has {have:g}" for name, (need, have) in short.items())
 
 
 def check_capacity(needs: Needs, remote: bool) -> None:
     """Refuse a cluster too small for the actors and trials (Ray would wait forever)."""
-    problem = capacity_problem(needs)
-    if not problem:
+    short = _short(needs)
+    if not short:
         return
-    have = ray.cluster_resources()
     fixes = []
-    if needs.cpus > have.get("CPU", 0.0) + 1e-9:
+    if "CPU" in short:
         fixes.append("lower resources.shards / scorers / shard_cpus / scorer_cpus, or "
                      + ("add nodes" if remote else "raise resources.num_cpus"))
-    if needs.gpus > have.get("GPU", 0.0) + 1e-9:
+    if "GPU" in short:
         fixes.append(f"each scorer takes {needs.scorer_gpus:g} whole GPU(s): lower resources.scorers "
                      "(or vllm.tensor_parallel_size), use backend: hf with use_gpu: false, or add GPUs")
-    raise ConfigError("resources", [f"{problem}; {'; '.join(fixes)}"])
+    raise ConfigError("resources", [f"{capacity_problem(needs, short)}; {'; '.join(fixes)}"])
 
 
 def lost_nodes_error(problem: str) -> ClusterError:
