@@ -211,6 +211,10 @@ def _method_problems(s: SearchConfig) -> list[str]:
         method = get_method(s.method)
     except MergeError as exc:
         return [f"'search.method': {exc}"]
+    if method.whole_model:
+        return [f"'search.method' {s.method} merges whole models (forward and backward passes), which the search's "
+                "per-tensor shard actors cannot do; merge it alone with `soup-search merge RECIPE.yaml OUT`, or "
+                "search with linear, task_arithmetic, ties, tsv or wudi"]
     if method.base == "forbidden" or method.num_models is not None:
         return [f"'search.method' {s.method} merges a fixed set of models, not the experts the search picks; "
                 "use a method such as linear, task_arithmetic, ties, tsv or wudi"]

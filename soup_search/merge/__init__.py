@@ -3,7 +3,8 @@
 The per-tensor API (:func:`merge_tensor`, :func:`output_dtype`) is what shard actors call
 per tensor per trial; :func:`soup_search.merge.stream.merge_to_disk` merges whole
 checkpoints tensor by tensor. Methods: ``linear``, ``task_arithmetic``, ``ties`` (same
-semantics and defaults as mergekit 0.1.5), ``tsv`` and ``wudi`` (as FusionBench 0.2.33) and ``interpolate``.
+semantics and defaults as mergekit 0.1.5), ``tsv`` and ``wudi`` (as FusionBench 0.2.33) and ``interpolate``;
+``fda`` (functional dual anchors) merges whole models, through ``merge_to_disk`` only.
 """
 
 from __future__ import annotations

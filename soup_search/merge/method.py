@@ -7,13 +7,16 @@ resolved for one tensor name into a small precomputed value, its *prepared* form
 merges tensors with it (:meth:`MergeMethod.merge`, the hot path: float32 accumulation with
 in-place torch ops). A method whose merge is a weighted sum says so with
 :meth:`MergeMethod.linear_form`; the fast paths (shard actors, the disk-to-disk merge) ask
-only that.
+only that. A *whole-model* method (``whole_model = True``: fda) needs forward and backward
+passes through whole models instead: it merges by :meth:`MergeMethod.merge_checkpoints`, which
+only ``soup-search merge`` calls, and its per-tensor ``prepare`` refuses in one line.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,6 +39,7 @@ class MergeMethod(ABC):
     base: str = "input"
     num_models: int | None = None  # exact number of models, if the method fixes it
     ordered: bool = False  # whether the order of ``models`` changes the result
+    whole_model: bool = False  # merges whole models (merge_checkpoints), never tensor by tensor
     reference: str = ""
 
     def canonical_parameters(self, parameters: dict) -> tuple[dict, list[str]]:
@@ -54,6 +58,11 @@ class MergeMethod(ABC):
     @abstractmethod
     def merge(self, prepared: Any, tensors: Sequence[torch.Tensor], base: torch.Tensor | None) -> torch.Tensor:
         """Merge one tensor per input (``params.keys`` order) with ``prepared``; returns float32."""
+
+    def merge_checkpoints(self, recipe, paths: Mapping[str, Path]) -> dict[str, torch.Tensor]:
+        """Whole-model methods only: the merged float32 state dict of the recipe's checkpoints
+        (model key -> directory)."""
+        raise NotImplementedError(f"{self.name} merges tensor by tensor")
 
     def linear_form(self, prepared: Any) -> tuple[tuple[float, ...], float] | None:
         """``(coeffs, base_coeff)`` when :meth:`merge` with ``prepared`` is exactly

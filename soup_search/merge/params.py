@@ -33,7 +33,7 @@ class ParamSpec:
     """One parameter a merge method reads: ``scope`` is "global" (top level only) or "model"."""
 
     name: str
-    kind: type  # float or bool
+    kind: type  # float, bool or str (a name, such as fda's init)
     scope: str = "model"
     default: Any = MISSING
     help: str = ""
@@ -58,6 +58,8 @@ def layer_t(name: str, num_layers: int | None) -> float:
 def _scalar(value: Any, kind: type) -> Any:
     if kind is bool:
         return bool(value)
+    if kind is str:
+        return str(value)
     return float(value)
 
 
@@ -70,7 +72,7 @@ def evaluate(setting: Any, name: str, t: float, kind: type) -> Any:
     if not setting:
         return None
     if not isinstance(setting[0], Mapping):  # a gradient
-        if kind is bool or len(setting) == 1:
+        if kind in (bool, str) or len(setting) == 1:
             return _scalar(setting[int(t * (len(setting) - 1))], kind)
         scaled = t * (len(setting) - 1)
         i0 = int(scaled)
@@ -97,11 +99,11 @@ def setting_problems(where: str, setting: Any, kind: type) -> list[str]:
     """Type problems of one setting (scalar, gradient, conditional or list of conditionals)."""
 
     def scalar_ok(v: Any) -> bool:
-        if kind is bool:
-            return isinstance(v, bool)
+        if kind in (bool, str):
+            return isinstance(v, kind)
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    want = "true/false" if kind is bool else "a number"
+    want = {bool: "true/false", str: "a name"}.get(kind, "a number")
     if isinstance(setting, Mapping):
         setting = [setting]
     if not isinstance(setting, list):

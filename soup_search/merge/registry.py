@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from soup_search.errors import MergeError
+from soup_search.merge.fda import fda
 from soup_search.merge.interpolate import interpolate
 from soup_search.merge.linear import linear
 from soup_search.merge.method import MergeMethod
@@ -28,6 +29,6 @@ def get_method(name: str) -> MergeMethod:
         raise MergeError(f"unknown merge method {name!r}; use one of: {', '.join(sorted(METHODS))}") from None
 
 
-for _method in (linear, task_arithmetic, ties, interpolate, tsv, wudi):
+for _method in (linear, task_arithmetic, ties, interpolate, tsv, wudi, fda):
     register(_method)
 del _method

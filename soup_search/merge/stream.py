@@ -13,7 +13,9 @@ so the output is bit-identical), and the bytes go straight to the output file. E
 byte is read once and every output byte written once, with no other copy; peak memory is
 a few MiB of buffers. Other methods (ties needs whole tensors for its top-k) read whole
 tensors into per-input buffers and call :meth:`MergePlan.merge`; so does a non-CPU
-``device``. The arithmetic runs on one torch thread (see :data:`MERGE_THREADS`).
+``device``. The arithmetic runs on one torch thread (see :data:`MERGE_THREADS`). A whole-model
+method (``fda``: forward and backward passes through the models) is the one exception: the
+validated checkpoints go to :meth:`MergeMethod.merge_checkpoints`, and its state dict is written.
 
 NaN/Inf check: for a weighted sum the *result* is checked (a non-finite input with a non-zero coefficient always makes the result
 non-finite: NaN*c = NaN, Inf*c = ±Inf, Inf-Inf = NaN), and only a non-finite result sends
@@ -39,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from soup_search.candidates import load_candidates
 from soup_search.errors import CandidateError, MergeError
-from soup_search.io.checkpoint import TOKENIZER_FILES, CheckpointReader
+from soup_search.io.checkpoint import TOKENIZER_FILES, CheckpointReader, write_checkpoint
 from soup_search.io.dtypes import st_dtype, torch_dtype
 from soup_search.io.safetensors_format import DEFAULT_FILE_BYTES, TensorSpec, file_layout, write_streamed_checkpoint
 from soup_search.merge import output_dtype
@@ -95,10 +97,6 @@ def merge_to_disk(
     readers = {k: candidates.reader(k) for k in keys}
     config_key = recipe.base_model or recipe.models[0].model
     config = dict(readers[config_key].config)
-    plan = recipe.plan(config.get("num_hidden_layers"))
-    names = list(candidates.tensor_infos)
-    plan.check(names, allow_negative=allow_negative)
-
     out_name = recipe.out_dtype or recipe.dtype
     if out_name:
         config["dtype"] = out_name
@@ -106,6 +104,15 @@ def merge_to_disk(
             config["torch_dtype"] = out_name
     extra = {"README.md": model_card(recipe)}
     extra.update(_tokenizer_files(recipe, paths, candidates.tokenizer_dir))
+    if recipe.method.whole_model:
+        for reader in readers.values():
+            reader.close()
+        return _merge_whole_models(recipe, out_dir, {k: Path(paths[k]) for k in keys}, list(candidates.tensor_infos),
+                                   config=config, extra=extra, max_file_bytes=max_file_bytes,
+                                   allow_nonfinite=allow_nonfinite, device=device)
+    plan = recipe.plan(config.get("num_hidden_layers"))
+    names = list(candidates.tensor_infos)
+    plan.check(names, allow_negative=allow_negative)
 
     first_key = plan.keys[0] if plan.keys else plan.base_key
     specs = []
@@ -133,6 +140,34 @@ def merge_to_disk(
         merger.close()
         for reader in readers.values():
             reader.close()
+
+
+def _merge_whole_models(recipe: MergeRecipe, out_dir: str | Path, paths: Mapping[str, Path], names: list[str], *,
+                        config: dict, extra: dict, max_file_bytes: int, allow_nonfinite: bool, device: str) -> Path:
+    """A whole-model method (fda): the merged state dict from :meth:`MergeMethod.merge_checkpoints`,
+    on the CPU and :data:`MERGE_THREADS` torch threads, checked and cast to the output dtype."""
+    if device != "cpu":
+        raise MergeError(f"{recipe.merge_method} runs on the CPU here; leave out --device {device}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(MERGE_THREADS)
+    try:
+        state = recipe.method.merge_checkpoints(recipe, paths)
+    finally:
+        torch.set_num_threads(threads)
+    with CheckpointReader(paths[recipe.base_model]) as base:
+        tensors = []
+        for name in names:
+            dtype = torch_dtype(base.info(name).dtype)
+            if not dtype.is_floating_point:
+                tensors.append((name, base.get(name)))
+                continue
+            merged = state[name]
+            if not allow_nonfinite and not _all_finite(merged):
+                raise MergeError(f"{recipe.merge_method}: merged tensor {name!r} holds NaN or Inf values; "
+                                 "check the inputs, or lower the method's learning rates")
+            tensors.append((name, merged.to(output_dtype(recipe, dtype))))
+    return write_checkpoint(out_dir, tensors, config=config, max_file_bytes=max_file_bytes, extra_files=extra,
+                            metadata={"soup_search_recipe": recipe.fingerprint()})
 
 
 class _Source:
