@@ -145,8 +145,8 @@ def test_bad_parameters_are_named_together_in_one_line(pool):
     assert "\n" not in message and "7 problems" in message
     for part in ("parameters.anchors: fda needs a whole number >= 1, got 0", "parameters.tokens: fda needs a whole",
                  "parameters.anchor_lr: fda needs a positive number, got 0", "parameters.fit_lr: fda needs a positive",
-                 "parameters.fit_steps: fda needs a whole number >= 0", "parameters.seed", "parameters.init: 'uniform' "
-                 "is not one of weight_rows, gaussian"):
+                 "parameters.fit_steps: fda needs a whole number >= 0", "parameters.seed",
+                 "parameters.init: 'uniform' is not one of weight_rows, gaussian"):
         assert part in message
     with pytest.raises(ConfigError, match="merge_method fda needs a base_model"):
         MergeRecipe.model_validate({**recipe_data(pool), "base_model": None})
