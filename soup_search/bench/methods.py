@@ -15,7 +15,8 @@ Per method (per seed for a method with a ``seed`` parameter, fda):
 - **vs linear**: the paired difference with the linear soup on the same test examples, its
   stratified bootstrap 95% CI and paired permutation p-value (:mod:`soup_search.analysis.paired`);
 - **merge seconds**: wall time around ``merge_to_disk`` inside that process (reading, merging and
-  writing the checkpoint; not the process start or its imports);
+  writing the checkpoint; not the process start or its imports), and the process's CPU seconds
+  over the same span (one torch thread: on a loaded machine the wall time grows, the CPU time not);
 - **peak memory**: the merging process's peak resident set during the merge (what ``soup-search
   merge`` of that recipe needs: Python, torch, and transformers for fda, included), and what the
   merge added to it (the peak minus the resident set just before the merge); see
@@ -69,6 +70,7 @@ class MethodRow:
     test_per_category: dict[str, float]
     vs_linear: PairedDelta | None
     merge_s: float
+    merge_cpu_s: float
     peak_mib: float
     merge_mib: float  # peak_mib minus the resident set just before the merge
     recipe: dict
@@ -176,7 +178,7 @@ def binomial_interval(result: ScoreResult, categories: Sequence[str],
 
 def merge_in_process(recipe: MergeRecipe, workdir: Path) -> tuple[Path, dict]:
     """Merge ``recipe`` into ``workdir/out`` in a fresh ``python -m soup_search.bench.timed_merge``;
-    returns the output and its figures (seconds, rss_mib, peak_mib, peak_source)."""
+    returns the output and its figures (seconds, cpu_seconds, rss_mib, peak_mib, peak_source)."""
     workdir.mkdir(parents=True, exist_ok=True)
     recipe_file, out = workdir / "recipe.yaml", workdir / "out"
     recipe_file.write_text(recipe.to_yaml())
@@ -234,6 +236,7 @@ def run_methods_bench(cfg: RunConfig, work: Path, methods: Sequence[str] = DEFAU
             ci_low=low, ci_high=high,
             transfer_mean=weighted_mean({c: test.per_category[c] for c in held}, spec.category_weights) if held else None,
             test_per_category=dict(test.per_category), vs_linear=vs, merge_s=round(figures["seconds"], 3),
+            merge_cpu_s=round(figures["cpu_seconds"], 3),
             peak_mib=round(figures["peak_mib"], 1), merge_mib=round(figures["peak_mib"] - figures["rss_mib"], 1),
             recipe=recipe.to_dict()))
     return MethodsBench(config=cfg.name, base=str(zoo.base),

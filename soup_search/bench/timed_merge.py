@@ -1,7 +1,8 @@
 """One merge in this process, timed and measured: ``python -m soup_search.bench.timed_merge RECIPE OUT``.
 
 Prints one JSON line: ``seconds`` (wall time around :func:`merge_to_disk`: reading, merging and
-writing), ``rss_mib`` (the resident set just before the merge, once everything the merge uses is
+writing), ``cpu_seconds`` (this process's CPU time over the same span: the figure that other load
+on the machine does not inflate), ``rss_mib`` (the resident set just before the merge, once everything the merge uses is
 imported: transformers too for a whole-model method) and ``peak_mib`` (the peak resident set during
 the merge: what ``soup-search merge`` of that recipe needs). On Linux the peak is ``VmHWM`` after resetting it (``/proc/self/clear_refs``) right
 before the merge, so imports never count; elsewhere it is ``ru_maxrss``, which may include them.
@@ -52,13 +53,13 @@ def timed_merge(recipe_file: Path, out_dir: Path) -> dict:
     paths = resolve_model_paths(recipe, recipe_file.parent)
     reset = _reset_peak()
     rss = _status_mib("VmRSS") or 0.0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     merge_to_disk(recipe, out_dir, paths, progress=False)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     peak = _status_mib("VmHWM") if reset else None
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MIB  # KiB on Linux
-    return {"seconds": seconds, "rss_mib": rss, "peak_mib": peak, "peak_source": "VmHWM" if reset else "ru_maxrss"}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "rss_mib": rss, "peak_mib": peak, "peak_source": "VmHWM" if reset else "ru_maxrss"}
 
 
 if __name__ == "__main__":

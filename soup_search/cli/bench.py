@@ -320,22 +320,24 @@ def methods(
         work = ensure_dir(out) if out is not None else Path(tmp)
         b = run_methods_bench(cfg, work, names, seed_list, overrides, progress=lambda msg: status.update(msg))
     experts = ", ".join(dict.fromkeys(b.experts.values()))
+    changed = f" but {', '.join(param)}" if param else ""
     table = Table(title=f"bench methods: the SoCE experts of {config} ({experts}), uniform weights, each "
-                        "method's defaults; held-out test split", box=box.SIMPLE_HEAD, padding=(0, 1),
+                        f"method's defaults{changed}; held-out test split", box=box.SIMPLE_HEAD, padding=(0, 1),
                   collapse_padding=True, pad_edge=False)
-    for name in ("method", "test ±95%", "vs linear [95% CI]", "p", "merge s", "peak MiB", "+MiB"):
+    for name in ("method", "test ±95%", "vs linear [95% CI]", "p", "cpu s", "peak MiB", "+MiB"):
         table.add_column(name, justify="left" if name == "method" else "right", no_wrap=True)
     for r in b.rows:
         vs = r.vs_linear
         table.add_row(r.label, f"{r.test_mean:.3f}±{(r.ci_high - r.ci_low) / 2:.3f}",
                       "—" if vs is None else f"{vs.delta:+.3f} [{vs.ci_low:+.3f},{vs.ci_high:+.3f}]",
-                      "" if vs is None else f"{vs.p_value:.2g}", f"{r.merge_s:.2f}", f"{r.peak_mib:.0f}",
+                      "" if vs is None else f"{vs.p_value:.2g}", f"{r.merge_cpu_s:.2f}", f"{r.peak_mib:.0f}",
                       f"{r.merge_mib:.0f}")
     console.print(table)
     load = os.getloadavg()
     console.print("test: the search objective on the test split (held-out categories apart: 'transfer' in the "
                   "JSON) ± the half-width of its 95% binomial CI; vs linear: the paired difference, stratified bootstrap CI, permutation "
-                  "p; merge s: merge_to_disk in a fresh process; peak MiB: that process's peak RSS during the "
+                  "p; cpu s: CPU seconds of merge_to_disk in a fresh process (one torch thread; its wall time, which other "
+                  "load inflates, is in the JSON); peak MiB: that process's peak RSS during the "
                   f"merge; +MiB: the merge's increase. {b.seconds:.0f} s in all; load average {load[0]:.2f} on "
                   f"{os.cpu_count()} CPUs")
     if json_out is not None:

@@ -28,7 +28,8 @@ Parameters (all global but ``weight``):
   RoBERTa: Adam moves every entry by up to ``fit_lr`` per step, and larger rates overshoot the
   small task vectors; on the default toy zoo's dev split 1e-4 scored below the base model);
 - ``init``: ``weight_rows`` (default; the paper's best) or ``gaussian`` (sigma 0.01);
-- ``seed`` (default 0): the anchors' initialisation. On the CPU a merge is bit-identical for a seed.
+- ``seed`` (default 0): the anchors' initialisation. On the CPU, at one torch thread (as ``soup-search
+  merge`` runs it), a merge is bit-identical for a seed.
 
 Simplifications: anchors are optimised for the last iterate (the authors' code keeps the best
 loss seen); the sign of Eq. 1 is taken as the authors' code has it (the gradient of the
