@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from soup_search.errors import SoupSearchError
 
-COMMAND_MODULES = ("zoo", "merge", "profile", "analyze", "run", "bench", "serve", "remote", "watches", "curves")
+COMMAND_MODULES = ("zoo", "merge", "profile", "analyze", "run", "bench", "serve", "remote", "watches", "curves", "recur")
 
 app = typer.Typer(
     name="soup-search",
