@@ -95,6 +95,6 @@ def plot_recurrence(result: RecurResult, path: Path) -> None:
     p, r, c = result.split
     ax.set_title(f"{Path(result.parent).name}: split ({p},{r},{c}), {result.curriculum_text}, "
                  f"{result.settings.steps} steps", fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import AutoTokenizer
@@ -42,7 +42,6 @@ class RecurRequest:
     control: bool = True
     force: bool = False
     batch_size_eval: int = 256
-    objective_params: dict = field(default_factory=dict)
 
 
 def parse_recurrences(text: str) -> tuple[int, ...]:
@@ -107,7 +106,7 @@ def run_recur(request: RecurRequest, say: Callable[[str], None] = lambda _m: Non
     check_split(request.split, parent.config.num_hidden_layers)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     tokenizer.padding_side = "left"
-    objective = ToyObjective(seed=0, **request.objective_params)
+    objective = ToyObjective(seed=0)
     data = CategoryData(tokenizer, objective.examples("train"))
     settings = request.settings
     model = retrofit(parent, request.split, num_recurrences=max(1, round(request.curriculum.final)),

@@ -20,6 +20,7 @@ def checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "parent", seed=2)
 
 
+@pytest.mark.slow
 def test_recur_writes_a_loadable_model_and_accuracy_by_recurrences(checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     cli("recur", str(checkpoint), "--split", "1,1,0", "--curriculum", "1,2", "--steps", "4", "--batch-size", "8",
@@ -59,6 +60,7 @@ def test_bad_input_is_one_line_and_exit_2(checkpoint, tmp_path, capsys, args, ne
     assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_missing_checkpoint_is_one_line_and_exit_2_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "soup_search", "recur", str(tmp_path / "missing"), "--split", "1,1,0",
                            "--steps", "2", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)

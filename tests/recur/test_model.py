@@ -117,6 +117,7 @@ print(json.dumps({"answers": answers, "class": type(model).__module__,
 """
 
 
+@pytest.mark.slow
 def test_the_checkpoint_loads_offline_in_a_fresh_process_and_generates(parent, tmp_path):
     model = retrofit(parent, (1, 1, 1))
     with torch.no_grad():
