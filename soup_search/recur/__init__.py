@@ -17,7 +17,8 @@ What follows the paper (and Huginn, arXiv 2502.05171, whose recurrent block it r
   initialise all three;
 - the block's input is ``adapter(concat[s, e])``, a 2h → h linear map of the recurrent state ``s``
   and the prelude's output ``e``; the state starts as truncated normal noise of std
-  ``sqrt(2/(5h))`` (Huginn's, with the embedding scale 1 the retrofitted models use);
+  ``sqrt(2/(5h))`` (Huginn's, with the embedding scale 1 that conversions built on the authors'
+  code set);
 - each training step draws its number of recurrences from a Poisson-log-normal law (σ = 0.5)
   around the scheduled mean, and backpropagates through the last ``--backprop-depth`` (8)
   recurrences only (truncated backpropagation);

@@ -120,6 +120,8 @@ class RecurrentLlamaForCausalLM(LlamaPreTrainedModel, GenerationMixin):
         logits_to_keep: int = 0,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        if kwargs.get("use_cache"):
+            raise ValueError("this recurrent model keeps no KV cache; call it (or generate) with use_cache=False")
         r = int(num_recurrences or self.config.num_recurrences)
         depth = min(r, int(backprop_depth or self.config.backprop_depth))
         x = self.model.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds

@@ -74,6 +74,14 @@ def test_gradients_flow_through_the_last_backprop_depth_recurrences_only(parent)
     assert not torch.allclose(g1, g4)
 
 
+def test_generating_with_a_kv_cache_is_refused_not_wrong(parent):
+    model = retrofit(parent, (1, 1, 1)).eval()
+    ids, _ = _batch()
+    with pytest.raises(ValueError, match="no KV cache"):
+        model.generate(input_ids=ids[1:2], max_new_tokens=2, do_sample=False, use_cache=True)
+    assert model.generate(input_ids=ids[1:2], min_new_tokens=2, max_new_tokens=2, do_sample=False).shape == (1, 12)
+
+
 def test_the_split_is_checked_against_the_layers(parent):
     with pytest.raises(ConfigError, match=r"covers 2 layers but the checkpoint has 3"):
         retrofit(parent, (1, 1, 0))
