@@ -133,7 +133,7 @@ def test_the_checkpoint_loads_offline_in_a_fresh_process_and_generates(parent, t
     tok = build_char_tokenizer()
     save_recurrent(model, tok, tmp_path / "model")
     assert (tmp_path / "model" / "modeling.py").is_file()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HOME": str(tmp_path / "hf")}
     proc = subprocess.run([sys.executable, "-c", _LOAD, str(tmp_path / "model"), *PROMPTS], capture_output=True,
                           text=True, env=env, cwd=tmp_path, timeout=300)
