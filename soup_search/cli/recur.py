@@ -42,11 +42,13 @@ def recur(
     result = run_recur(request, say=lambda m: console.print(f"[dim]{m}[/]"))
 
     table = Table(title=f"test accuracy by recurrences ({result.parent_accuracy.n} examples)")
-    for name in ("model", "recurrences", "accuracy", "95% CI"):
+    ref_name = result.reference[0]
+    for name in ("model", "recurrences", "accuracy", "95% CI", f"vs {ref_name} [95% CI]", "p"):
         table.add_column(name, justify="left" if name == "model" else "right")
     for row in result.rows():
+        vs = f"{row[f'vs_{ref_name}']:+.3f} {row[f'vs_{ref_name}_ci95']}" if row["recurrences"] != "" else ""
         table.add_row(row["model"], str(row["recurrences"]), f"{row['accuracy']:.3f}",
-                      f"[{row['ci95_low']:.3f}, {row['ci95_high']:.3f}]")
+                      f"[{row['ci95_low']:.3f}, {row['ci95_high']:.3f}]", vs, str(row[f"vs_{ref_name}_p"]))
     console.print(table)
     console.print(f"trained in {result.train.seconds:.1f} s (final loss {result.train.final_loss:.4f}); "
                   f"{result.seconds:.1f} s in all")

@@ -1,9 +1,11 @@
 """Test accuracy of a model, and of a recurrent model at each number of recurrences, with 95% CIs.
 
 Accuracy is pooled over the test examples of every category (the toy objective has the same
-count in each, so it equals the mean over categories); its interval is the exact
-(Clopper-Pearson) binomial 95% interval of scipy. The test split is read with
-``held_out=True``: this is a final report, never part of a search.
+count in each, so it equals the mean over categories); its interval is the binomial (Wilson)
+95% interval that every report of the project gives (:mod:`soup_search.analysis.intervals`).
+Two models are compared on the same examples by the paired difference of
+:mod:`soup_search.analysis.paired` (stratified bootstrap CI, permutation p). The test split is
+read with ``held_out=True``: this is a final report, never part of a search.
 """
 
 from __future__ import annotations
@@ -11,24 +13,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy.stats import binomtest
-
+from soup_search.analysis.intervals import accuracy_interval
+from soup_search.analysis.paired import PairedDelta, example_bits, paired_delta
 from soup_search.scoring.generation import evaluate
 from soup_search.scoring.protocol import ScoreResult
 
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Correct answers out of ``n`` test examples, per category too, with the binomial 95% CI."""
+    """Correct answers out of ``n`` test examples, per category too, with the binomial 95% CI;
+    ``bits`` keeps each example's correctness ("0"/"1" per category) for paired comparisons."""
 
     correct: int
     n: int
     per_category: dict[str, float]
+    bits: dict[str, str]
 
     @classmethod
     def of(cls, result: ScoreResult) -> Accuracy:
         correct = sum(bits.count("1") for bits in result.correct.values())
-        return cls(correct=correct, n=result.n, per_category=dict(result.per_category))
+        return cls(correct=correct, n=result.n, per_category=dict(result.per_category), bits=dict(result.correct))
 
     @property
     def value(self) -> float:
@@ -36,8 +40,14 @@ class Accuracy:
 
     @property
     def ci(self) -> tuple[float, float]:
-        low, high = binomtest(self.correct, self.n).proportion_ci(confidence_level=0.95)
-        return float(low), float(high)
+        return accuracy_interval(self.correct, self.n)
+
+    def minus(self, other: Accuracy) -> PairedDelta:
+        """This model's accuracy minus ``other``'s on the same test examples, with its paired 95% CI."""
+        categories = list(self.bits)
+        mine, labels = example_bits(self.bits, categories)
+        theirs, _ = example_bits(other.bits, categories)
+        return paired_delta(mine, theirs, labels)
 
     def to_json(self) -> dict:
         low, high = self.ci

@@ -36,18 +36,32 @@ class RecurResult:
     by_recurrence: dict[int, Accuracy]
     seconds: float
 
+    @property
+    def reference(self) -> tuple[str, Accuracy]:
+        """What each recurrent row is compared with: the control (the same training without
+        recurrence) when it ran, else the parent."""
+        if self.control_accuracy is not None:
+            return "control", self.control_accuracy
+        return "parent", self.parent_accuracy
+
     def rows(self) -> list[dict]:
-        """One table row per measured model: parent, control, then the recurrent model at each r."""
+        """One table row per measured model: parent, control, then the recurrent model at each r,
+        the recurrent rows with their paired difference from :attr:`reference`."""
         named = [("parent", None, self.parent_accuracy)]
         if self.control_accuracy is not None:
             named.append((f"parent + {self.settings.steps} steps", None, self.control_accuracy))
         named += [("recurrent", r, acc) for r, acc in self.by_recurrence.items()]
         rows = []
+        ref_name, ref = self.reference
         for model, r, acc in named:
             low, high = acc.ci
+            delta = acc.minus(ref) if r is not None else None
             rows.append({"model": model, "recurrences": "" if r is None else r, "accuracy": round(acc.value, 4),
                          "ci95_low": round(low, 4), "ci95_high": round(high, 4), "correct": acc.correct,
-                         "n": acc.n, **{c: round(v, 4) for c, v in acc.per_category.items()}})
+                         "n": acc.n, f"vs_{ref_name}": "" if delta is None else round(delta.delta, 4),
+                         f"vs_{ref_name}_ci95": "" if delta is None else f"[{delta.ci_low:+.4f}, {delta.ci_high:+.4f}]",
+                         f"vs_{ref_name}_p": "" if delta is None else round(delta.p_value, 4),
+                         **{c: round(v, 4) for c, v in acc.per_category.items()}})
         return rows
 
     def to_json(self) -> dict:
@@ -57,7 +71,9 @@ class RecurResult:
             "settings": asdict(self.settings), "train": self.train.to_json(),
             "parent_test": self.parent_accuracy.to_json(),
             "control_test": None if self.control_accuracy is None else self.control_accuracy.to_json(),
-            "recurrent_test": [{"recurrences": r, **acc.to_json()} for r, acc in self.by_recurrence.items()],
+            "compared_with": self.reference[0],
+            "recurrent_test": [{"recurrences": r, **acc.to_json(), "vs_reference": acc.minus(self.reference[1]).to_json()}
+                               for r, acc in self.by_recurrence.items()],
             "seconds": round(self.seconds, 2),
         }
 

@@ -32,7 +32,13 @@ def test_recur_writes_a_loadable_model_and_accuracy_by_recurrences(checkpoint, t
     for point in [result["parent_test"], result["control_test"], *result["recurrent_test"]]:
         low, high = point["ci95"]
         assert point["n"] == 800 and low <= point["accuracy"] <= high and 0 <= low < high <= 1
+    assert result["compared_with"] == "control"
+    for point in result["recurrent_test"]:  # the paired difference from the control, on the same 800 examples
+        vs = point["vs_reference"]
+        assert vs["n"] == 800 and vs["delta"] == pytest.approx(point["accuracy"] - result["control_test"]["accuracy"], abs=1e-4)
+        assert vs["ci_low"] <= vs["delta"] <= vs["ci_high"] and 0 <= vs["p_value"] <= 1
     rows = list(csv.DictReader((out / "recurrence.csv").open()))
+    assert [r["vs_control"] == "" for r in rows] == [True, True, False, False, False]
     assert [r["model"] for r in rows] == ["parent", "parent + 4 steps", "recurrent", "recurrent", "recurrent"]
     assert (out / "recurrence.png").read_bytes()[:4] == b"\x89PNG"
     model, tok = load_recurrent(out / "model")
