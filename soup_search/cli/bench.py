@@ -304,6 +304,7 @@ def methods(
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from transformers.utils import logging as hf_logging
 
     from soup_search.bench.methods import parse_methods, parse_params, parse_seeds, run_methods_bench
     from soup_search.cli.run import demo_config_path
@@ -316,6 +317,7 @@ def methods(
     config = config or demo_config_path()
     cfg = load_config(config)
     console = Console()
+    hf_logging.disable_progress_bar()  # the scorer's "Loading weights" bars; the status line says what runs
     with tempfile.TemporaryDirectory(prefix="bench-methods-") as tmp, console.status("bench methods") as status:
         work = ensure_dir(out) if out is not None else Path(tmp)
         b = run_methods_bench(cfg, work, names, seed_list, overrides, progress=lambda msg: status.update(msg))
