@@ -25,7 +25,7 @@ from soup_search.merge.anchors import (
 )
 from soup_search.merge.fda import FDASettings, fda_merge
 from soup_search.zoo.tokenizer import build_char_tokenizer
-from tests.helpers import make_checkpoint
+from tests.helpers import cli, make_checkpoint
 
 SMALL = FDASettings(anchors=4, tokens=4, anchor_steps=5, fit_steps=5, fit_lr=1e-3)
 EXPERTS = ("e1", "e2")
@@ -186,10 +186,7 @@ def test_soup_search_merge_writes_the_fda_merge(pool, models, tmp_path):
     config = tmp_path / "recipe.yaml"
     config.write_text(yaml.safe_dump({**recipe_data(pool, **params), "out_dtype": "bfloat16"}))
     out = tmp_path / "out"
-    try:
-        main(["merge", str(config), str(out), "-q"])
-    except SystemExit as exc:
-        assert not exc.code
+    cli("merge", str(config), str(out), "-q")
     merged = load_file(out / "model.safetensors")
     want = fda_merge(*models, SMALL)
     assert merged.keys() == want.keys()

@@ -22,13 +22,12 @@ import yaml
 from safetensors.torch import load_file
 
 from soup_search.candidates import load_candidates
-from soup_search.cli import main
 from soup_search.engine.shard import Shard
 from soup_search.errors import ConfigError, MergeError
 from soup_search.merge import MergeRecipe, merge_tensor
 from soup_search.merge.tsv import tsv_matrix
 from soup_search.merge.wudi import wudi_loss, wudi_matrix
-from tests.helpers import make_candidates
+from tests.helpers import cli, make_candidates
 
 MODELS = ("m1", "m2", "m3")
 
@@ -250,10 +249,7 @@ def test_soup_search_merge_writes_the_same_tensors(candidates_dir, state_dicts, 
                    for k, w in zip(MODELS, (1.0, 0.7, 0.5))],
         "merge_method": method, "base_model": str(candidates_dir / "m0"), "parameters": params}))
     out = tmp_path / "out"
-    try:
-        main(["merge", str(config), str(out), "-q"])
-    except SystemExit as exc:
-        assert not exc.code
+    cli("merge", str(config), str(out), "-q")
     merged = load_file(out / "model.safetensors")
     r = MergeRecipe.from_yaml(config)
     keys = {str(candidates_dir / k): k for k in ("m0", *MODELS)}
