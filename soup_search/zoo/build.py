@@ -1,8 +1,9 @@
 """Build the toy zoo: one base model trained on every toy category, then category experts.
 
 The recipe, top to bottom: pick the size's spec → train the base on a uniform mixture →
-fine-tune each expert from the base on a mixture that favours its categories, and each
-conflicting candidate on a conflicting convention for its categories → save every
+fine-tune each expert from the base on a mixture that favours its categories, each
+conflicting candidate on a conflicting convention for its categories, and the length pair
+(verbose, terse) when the size has one → save every
 model as a Hugging Face checkpoint (float32 safetensors + char tokenizer) → write
 ``manifest.json``. The whole zoo is written into a temp dir and renamed into place, and
 cached under ``cache_dir("zoo", "<size>-<fingerprint>")`` so a second call returns at once.
@@ -31,6 +32,7 @@ from soup_search.io.paths import cache_dir
 from soup_search.objectives import toy
 from soup_search.objectives.toy import ToyObjective
 from soup_search.zoo.conflict import SUFFIX, conflicting_examples
+from soup_search.zoo.length import TERSE, VERBOSE, pair_mixture, verbose_examples
 from soup_search.zoo.model import CODE_VERSION, ZooError, ZooSpec, get_spec, llama_config
 from soup_search.zoo.tokenizer import build_char_tokenizer
 from soup_search.zoo.train import CategoryData, train
@@ -40,17 +42,20 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class Zoo:
-    """A built zoo on disk: the base checkpoint, the experts and the conflicting candidates (name → dir)."""
+    """A built zoo on disk: the base checkpoint, the experts, the conflicting candidates and the
+    length pair (name → dir)."""
 
     root: Path
     base: Path
     experts: dict[str, Path]
     size: str
     conflicting: dict[str, Path] = field(default_factory=dict)
+    #: ``verbose`` and ``terse`` (:mod:`soup_search.zoo.length`), in a size with a length pair
+    length_pair: dict[str, Path] = field(default_factory=dict)
 
     def candidates(self) -> dict[str, Path]:
-        """The checkpoints a soup may take: the experts, then the conflicting candidates."""
-        return {**self.experts, **self.conflicting}
+        """The checkpoints a soup may take: the experts, the conflicting candidates, then the length pair."""
+        return {**self.experts, **self.conflicting, **self.length_pair}
 
     def models(self) -> dict[str, Path]:
         """Every checkpoint of the zoo, base first, in build order."""
@@ -73,8 +78,9 @@ class Zoo:
         base = next(m for m in models if m["role"] == "base")
         experts = {m["name"]: root / m["path"] for m in models if m["role"] == "expert"}
         conflicting = {m["name"]: root / m["path"] for m in models if m["role"] == "conflicting"}
+        pair = {m["name"]: root / m["path"] for m in models if m["role"] in (VERBOSE, TERSE)}
         return cls(root=root, base=root / base["path"], experts=experts, size=manifest["size"],
-                   conflicting=conflicting)
+                   conflicting=conflicting, length_pair=pair)
 
 
 def fingerprint(spec: ZooSpec, seed: int) -> str:
@@ -141,10 +147,15 @@ def _build_into(root: Path, name: str, spec: ZooSpec, seed: int, fp: str, progre
     train_examples = objective.examples("train")
     if spec.conflicting:
         train_examples = [*train_examples, *conflicting_examples(train_examples)]
+    pair = spec.length_pair
+    if pair:
+        train_examples = [*train_examples, *verbose_examples(train_examples, pair.pause)]
     data = CategoryData(tokenizer, train_examples)
     jobs = [("base", "base", (), spec.base_steps)]
     jobs += [(f"expert_{key}", "expert", cats, spec.expert_steps) for key, cats in spec.experts.items()]
     jobs += [(f"conflict_{key}", "conflicting", cats, spec.expert_steps) for key, cats in spec.conflicting.items()]
+    if pair:
+        jobs += [(VERBOSE, VERBOSE, (), pair.verbose_steps), (TERSE, TERSE, (), pair.terse_steps)]
     models: list[dict] = []
     with single_thread(), _progress(progress, jobs) as advance:
         torch.manual_seed(seed)
@@ -154,6 +165,10 @@ def _build_into(root: Path, name: str, spec: ZooSpec, seed: int, fp: str, progre
             if role == "base":
                 mixture = {c: 1.0 for c in spec.categories}
                 lr, floor = spec.base_lr, spec.base_floor
+            elif role in (VERBOSE, TERSE):
+                model.load_state_dict(base_state)
+                mixture = pair_mixture(role, spec.categories)
+                lr, floor = pair.lr, spec.expert_floor
             else:
                 model.load_state_dict(base_state)
                 focus = cats if role == "expert" else tuple(c + SUFFIX for c in cats)

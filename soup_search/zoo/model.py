@@ -12,6 +12,10 @@ combines their skills: the regime SoCE relies on. The default zoo has two kinds:
 
 So on the held-out test split a selected, weighted soup of the specialists beats both the best
 single candidate and the uniform soup of all six, as in the SoCE paper.
+
+The opt-in ``tiny-verbose`` size is the tiny base and a third kind only: a **length pair**
+(``verbose`` and ``terse``, :mod:`soup_search.zoo.length`), two fine-tunes that differ in answer
+length as well as accuracy, for ``soup-search sweep verbose terse``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from transformers import LlamaConfig
 
 from soup_search.errors import ZooError  # noqa: F401  (re-exported by soup_search.zoo)
+from soup_search.zoo.length import LengthPair
 
 #: bump whenever training code changes what a build produces; part of the cache fingerprint
 CODE_VERSION = 3
@@ -61,11 +66,15 @@ class ZooSpec:
     warmup: float = 0.05
     weight_decay: float = 0.0
     max_positions: int = 64
+    #: a verbose/terse pair fine-tuned from the base (``verbose`` and ``terse``), or none
+    length_pair: LengthPair | None = None
 
     def fingerprint(self, seed: int) -> str:
         """A short hash of everything that decides a build's weights."""
-        payload = json.dumps({"spec": dataclasses.asdict(self), "seed": seed, "code": CODE_VERSION},
-                             sort_keys=True, default=list)
+        spec = dataclasses.asdict(self)
+        if spec["length_pair"] is None:  # left out: zoos without a pair keep their fingerprints (and caches)
+            del spec["length_pair"]
+        payload = json.dumps({"spec": spec, "seed": seed, "code": CODE_VERSION}, sort_keys=True, default=list)
         return hashlib.blake2b(payload.encode(), digest_size=6).hexdigest()
 
 
@@ -101,6 +110,11 @@ SIZES: dict[str, ZooSpec] = {
         experts=dict(_DEFAULT_EXPERTS), conflicting=dict(_DEFAULT_CONFLICTING), conflict_lr=2e-3, batch_size=64,
     ),
 }
+#: the tiny base (the same weights as the tiny zoo's) and a verbose/terse pair, no experts: opt-in
+SIZES["tiny-verbose"] = dataclasses.replace(
+    SIZES["tiny"], experts={},
+    length_pair=LengthPair(pause=4, verbose_steps=300, terse_steps=60, lr=2e-3),
+)
 #: ``small`` is an alias of ``default`` (the issue's name for the full zoo)
 SIZE_ALIASES = {"small": "default"}
 
