@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 SIZE_HELP = ("Zoo size: 'tiny' (test zoo, ~30 s), 'default' (the full zoo, a few minutes on 2 cores); "
-             "'small' is an alias of 'default'.")
+             "'small' is an alias of 'default'; 'tiny-verbose' (opt-in: the tiny base and a verbose/terse "
+             "pair of answer lengths, for `soup-search sweep`, ~30 s).")
 
 zoo_app = typer.Typer(help="The toy zoo: a tiny Llama base model and category experts trained here.",
                       no_args_is_help=True)
@@ -30,8 +31,10 @@ def build(
     manifest = zoo.manifest
     console = Console()
     console.print(f"zoo [bold]{zoo.size}[/] at {zoo.root}")
-    extra = f" + {len(zoo.conflicting)} conflicting" if zoo.conflicting else ""
-    console.print(f"{len(zoo.models())} models (base + {len(zoo.experts)} experts{extra}); built in "
+    parts = [f"{len(zoo.experts)} experts"] if zoo.experts or not zoo.length_pair else []
+    parts += [f"{len(zoo.conflicting)} conflicting"] if zoo.conflicting else []
+    parts += [" and ".join(zoo.length_pair)] if zoo.length_pair else []
+    console.print(f"{len(zoo.models())} models (base + {' + '.join(parts)}); built in "
                   f"{manifest['build_seconds']:.1f} s wall, {manifest['build_cpu_seconds']:.1f} s CPU "
                   f"on {manifest['created']}")
 
