@@ -41,7 +41,9 @@ class _Frozen(BaseModel):
 class CandidatesConfig(_Frozen):
     """Which checkpoints may go into a soup: the toy zoo's experts and/or checkpoint dirs."""
 
-    zoo: Literal["tiny", "small", "default"] | None = None
+    #: a toy zoo size (soup_search.zoo.SIZES and its aliases; written out here so that loading a
+    #: config does not import torch; tests/test_config.py checks the two lists agree)
+    zoo: Literal["tiny", "tiny-verbose", "small", "default"] | None = None
     #: the seed the toy zoo is trained with (each seed is a different zoo, cached apart)
     zoo_seed: int = Field(default=0, ge=0)
     include_base: bool = False
@@ -313,7 +315,7 @@ def candidate_name(location: str) -> str:
 def _candidates_problems(c: CandidatesConfig, resolve) -> list[str]:
     problems = []
     if not c.zoo and not c.paths:
-        problems.append("'candidates': give 'zoo: tiny|small|default' or a list of checkpoint 'paths'")
+        problems.append("'candidates': give 'zoo: tiny|tiny-verbose|small|default' or a list of checkpoint 'paths'")
     for i, p in enumerate(c.paths):
         if not is_url(p) and not resolve(p).is_dir():
             problems.append(f"'candidates.paths[{i}]': no checkpoint directory at {resolve(p)}")

@@ -288,3 +288,13 @@ def test_lineage_parent_without_results_is_reported_with_the_other_problems(tmp_
     assert cfg.lineage.carry_over and cfg.lineage.seed_top_k == 3
     assert cfg.resolve(cfg.lineage.parent) == tmp_path / "done"
     assert parse_config({"candidates": {"zoo": "tiny"}, "lineage": None}, root=tmp_path).lineage is None
+
+
+def test_the_config_accepts_every_zoo_size_and_alias():
+    from typing import get_args
+
+    from soup_search.config import CandidatesConfig
+    from soup_search.zoo import SIZE_ALIASES, SIZES
+
+    literal = get_args(CandidatesConfig.model_fields["zoo"].annotation)[0]
+    assert set(get_args(literal)) == set(SIZES) | set(SIZE_ALIASES)

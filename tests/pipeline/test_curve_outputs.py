@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -74,3 +75,12 @@ def test_the_module_grid_and_the_transfer_write_their_own_files(tmp_path):
     assert recipe.base_model == "t" and [m.parameters["weight"] for m in recipe.models] == [-1.0, 1.0]
     assert [m.parameters["weight"] for m in family.points[1][1].models] == [0.0, 0.0]  # no -0.0
     assert set(family.references()) == {"target", "plus", "minus"}
+
+
+def test_a_config_names_the_zoo_models_the_curves_may_take():
+    from soup_search.config import load_config
+    from soup_search.pipeline.curve_inputs import zoo_names
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    assert zoo_names(load_config(configs / "tiny-verbose.yaml")) == ["base", "verbose", "terse"]
+    assert zoo_names(load_config(configs / "tiny.yaml"))[:2] == ["base", "expert_add_sub"]
