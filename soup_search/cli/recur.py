@@ -28,6 +28,7 @@ def recur(
 ) -> None:
     """Split a Llama into prelude / recurrent block / coda, train it with a recurrence curriculum on the
     toy train split, save it (loads with trust_remote_code) and plot test accuracy against recurrences."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from transformers.utils import logging as hf_logging
@@ -41,14 +42,17 @@ def recur(
     console = Console()
     result = run_recur(request, say=lambda m: console.print(f"[dim]{m}[/]"))
 
-    table = Table(title=f"test accuracy by recurrences ({result.parent_accuracy.n} examples)")
-    ref_name = result.reference[0]
-    for name in ("model", "recurrences", "accuracy", "95% CI", f"vs {ref_name} [95% CI]", "p"):
-        table.add_column(name, justify="left" if name == "model" else "right")
+    table = Table(title=f"test accuracy by recurrences ({result.parent_accuracy.n} examples)",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
+    ref = f"vs_{result.reference[0]}"
+    for name in ("model", "r", "accuracy [95% CI]", f"Δ vs {result.reference[0]} [95% CI]", "p"):
+        table.add_column(name, justify="left" if name == "model" else "right", no_wrap=True)
     for row in result.rows():
-        vs = f"{row[f'vs_{ref_name}']:+.3f} {row[f'vs_{ref_name}_ci95']}" if row["recurrences"] != "" else ""
-        table.add_row(row["model"], str(row["recurrences"]), f"{row['accuracy']:.3f}",
-                      f"[{row['ci95_low']:.3f}, {row['ci95_high']:.3f}]", vs, str(row[f"vs_{ref_name}_p"]))
+        recurrent = row["recurrences"] != ""
+        vs = f"{row[ref]:+.3f} [{row[ref + '_ci95_low']:+.3f}, {row[ref + '_ci95_high']:+.3f}]" if recurrent else ""
+        table.add_row(row["model"], str(row["recurrences"]),
+                      f"{row['accuracy']:.3f} [{row['ci95_low']:.3f}, {row['ci95_high']:.3f}]", vs,
+                      f"{row[ref + '_p']:.2g}" if recurrent else "")
     console.print(table)
     console.print(f"trained in {result.train.seconds:.1f} s (final loss {result.train.final_loss:.4f}); "
                   f"{result.seconds:.1f} s in all")

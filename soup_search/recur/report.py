@@ -59,7 +59,8 @@ class RecurResult:
             rows.append({"model": model, "recurrences": "" if r is None else r, "accuracy": round(acc.value, 4),
                          "ci95_low": round(low, 4), "ci95_high": round(high, 4), "correct": acc.correct,
                          "n": acc.n, f"vs_{ref_name}": "" if delta is None else round(delta.delta, 4),
-                         f"vs_{ref_name}_ci95": "" if delta is None else f"[{delta.ci_low:+.4f}, {delta.ci_high:+.4f}]",
+                         f"vs_{ref_name}_ci95_low": "" if delta is None else round(delta.ci_low, 4),
+                         f"vs_{ref_name}_ci95_high": "" if delta is None else round(delta.ci_high, 4),
                          f"vs_{ref_name}_p": "" if delta is None else round(delta.p_value, 4),
                          **{c: round(v, 4) for c, v in acc.per_category.items()}})
         return rows
