@@ -139,7 +139,7 @@ def _score_and_show(cfg, candidates, models: dict, family, out: Path, notes: tup
         curve = score_family(session, family, models, RichProgress(console), notes)
     data = curve.to_json()
     paths = write_curve(data, out)
-    console.print(curve_table(data))
+    console.print(curve_table(data, console.width))
     for regime in data["regimes"]:
         shown = ["accuracy", "tokens", *(c for c in regime["changes"] if c not in ("accuracy", "tokens"))]
         values = ", ".join(f"{k} {a:.3g} → {b:.3g}" for k, (a, b) in regime["values"].items() if k in shown)

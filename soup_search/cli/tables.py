@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 
 def frame_table(frame: pd.DataFrame, title: str | None = None, mean: bool = True, digits: int = 3) -> Table:
@@ -56,19 +58,34 @@ def transfer_table(result) -> Table | None:
     return table
 
 
-def curve_table(data: dict) -> Table:
+def curve_table(data: dict, width: int | None = None) -> Table:
     """A curve's points (from its JSON): coefficients, per-category dev accuracy, the mean with its
-    95% CI (the best in bold) and the mean generated tokens per answer."""
+    95% CI (the best in bold) and the mean generated tokens per answer. When the per-category
+    columns do not fit in ``width`` they are left out, and the caption says where they are."""
     axes, points = data["axes"], data["points"]
     categories = list(dict.fromkeys(c for p in points for c in p["per_category"]))
-    table = Table(title=f"{data['kind']}: dev accuracy and generated tokens per answer")
-    for col in [*axes, *categories, "mean", "95% CI", "tokens"]:
-        table.add_column(col, justify="right")
     best = max(p["mean"] for p in points)
+    rows = []
     for p in points:
         mean = f"{p['mean']:.3f}"
-        tokens = "" if p["mean_tokens"] is None else f"{p['mean_tokens']:.2f}"
-        accuracies = (f"{p['per_category'].get(c, float('nan')):.2f}" for c in categories)
-        table.add_row(*(f"{p[a]:g}" for a in axes), *accuracies, f"[bold]{mean}[/]" if p["mean"] == best else mean,
-                      f"{p['mean_ci'][0]:.2f}–{p['mean_ci'][1]:.2f}", tokens)
+        rows.append({**{a: f"{p[a]:g}" for a in axes},
+                     **{c: f"{p['per_category'].get(c, float('nan')):.2f}" for c in categories},
+                     "mean": f"[bold]{mean}[/]" if p["mean"] == best else mean,
+                     "95% CI": f"{p['mean_ci'][0]:.2f}–{p['mean_ci'][1]:.2f}",
+                     "tokens": "" if p["mean_tokens"] is None else f"{p['mean_tokens']:.2f}"})
+    columns = [*axes, *categories, "mean", "95% CI", "tokens"]
+
+    def needed(cols: list[str]) -> int:  # each column: its widest cell, one space either side
+        return sum(max(len(c), *(len(Text.from_markup(r[c]).plain) for r in rows)) + 2 for c in cols)
+
+    caption = None
+    if width is not None and needed(columns) > width:
+        columns = [*axes, "mean", "95% CI", "tokens"]
+        caption = "per-category accuracy: the .csv and .json beside the plot"
+    table = Table(title=f"{data['kind']}: dev accuracy and generated tokens per answer", caption=caption,
+                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
+    for col in columns:
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(*(r[c] for c in columns))
     return table
