@@ -78,6 +78,21 @@ class AnalysisConfig(_Frozen):
     categories: list[str] | None = None
 
 
+#: search methods of given models: their numbers are the coefficients of a merge of the models the
+#: config names (interpolate: search.pair; task_vector: search.target and search.vectors), not the
+#: weights of the analysis's experts
+INTERPOLATE = "interpolate"
+TASK_VECTOR = "task_vector"
+GIVEN_MODEL_METHODS = (INTERPOLATE, TASK_VECTOR)
+
+
+class VectorConfig(_Frozen):
+    """A task vector ``θ_plus − θ_minus``: two candidates, fine-tunes of one base."""
+
+    plus: str
+    minus: str
+
+
 class SearchConfig(_Frozen):
     #: TPE: on the demo pool (3 experts, 5 seeds, pruning) it reached the paper grid's best dev
     #: score in every seed within 26 trials, GP in one of five (`soup-search bench search`, README)
@@ -106,6 +121,13 @@ class SearchConfig(_Frozen):
     base_model: str | None = None
     #: also search the method's global ``lambda`` (the merged task vector's scale) in [low, high]
     lambda_range: tuple[float, float] | None = None
+    #: interpolate: the candidates [A, B] of λ·A + (1 − λ)·B
+    pair: tuple[str, str] | None = None
+    #: task_vector: the candidate the vectors are added to, the vectors, and each α's range
+    #: (None: [-1, 2]; it must hold 0 and 1, the baselines)
+    target: str | None = None
+    vectors: list[VectorConfig] = Field(default_factory=list)
+    alpha_range: tuple[float, float] | None = None
 
 
 class VLLMConfig(_Frozen):
@@ -205,7 +227,68 @@ def _search_problems(s: SearchConfig) -> list[str]:
 
 
 def _method_problems(s: SearchConfig) -> list[str]:
-    """What is wrong with ``search.method`` and its settings (the registry is read lazily: it imports torch)."""
+    """What is wrong with ``search.method`` and its settings."""
+    if s.method in GIVEN_MODEL_METHODS:
+        return _given_model_problems(s)
+    misplaced = [(key, INTERPOLATE if key == "pair" else TASK_VECTOR) for key in ("pair", "target", "vectors", "alpha_range")
+                 if getattr(s, key)]
+    return [f"'search.{key}' is only for search.method {method}; remove it" for key, method in misplaced] + \
+        _merge_method_problems(s)
+
+
+def _given_model_problems(s: SearchConfig) -> list[str]:
+    """The settings of a search of given models (interpolate, task_vector); the names are checked
+    against the candidates by :func:`_given_model_names_problems`."""
+    problems = []
+    keys = {INTERPOLATE: ("pair",), TASK_VECTOR: ("target", "vectors", "alpha_range")}
+    for method, owned in keys.items():
+        problems += [f"'search.{key}' is only for search.method {method}; remove it"
+                     for key in owned if method != s.method and getattr(s, key)]
+    if s.base_model:
+        problems.append(f"'search.base_model' is not used by search.method {s.method} "
+                        f"({'it has no base' if s.method == INTERPOLATE else 'its base is search.target'}): remove it")
+    for key in ("method_params", "lambda_range"):
+        if getattr(s, key):
+            problems.append(f"'search.{key}' is not used by search.method {s.method} (it searches "
+                            f"{'lambda in [0, 1]' if s.method == INTERPOLATE else 'one alpha per vector'}): remove it")
+    if s.min_weight:
+        problems.append(f"'search.min_weight' is not used by search.method {s.method}: remove it")
+    if s.weights != "stick":
+        problems.append(f"'search.weights' is not used by search.method {s.method}: remove it")
+    if s.method == INTERPOLATE:
+        if s.pair is None:
+            problems.append("'search.pair' is required by search.method interpolate: name the two candidates "
+                            "[A, B] of lambda·A + (1 − lambda)·B")
+        elif s.pair[0] == s.pair[1]:
+            problems.append(f"'search.pair' names {s.pair[0]!r} twice; give two different candidates")
+        return problems
+    if s.per_module:
+        problems.append("'search.per_module' is not supported by search.method task_vector (one alpha per vector "
+                        "for the whole model): remove it")
+    if not s.target:
+        problems.append("'search.target' is required by search.method task_vector: name the candidate the "
+                        "vectors are added to")
+    if not s.vectors:
+        problems.append("'search.vectors' is required by search.method task_vector: give one or more "
+                        "{plus: A, minus: B} (candidates, fine-tunes of one base)")
+    seen = set()
+    for i, v in enumerate(s.vectors):
+        if v.plus == v.minus:
+            problems.append(f"'search.vectors[{i}]': plus and minus are both {v.plus!r}, a zero vector; "
+                            "give two different candidates")
+        elif (v.plus, v.minus) in seen:
+            problems.append(f"'search.vectors[{i}]': {v.plus} − {v.minus} is given twice; remove one")
+        seen.add((v.plus, v.minus))
+    if s.alpha_range is not None:
+        low, high = s.alpha_range
+        if not low <= 0 < 1 <= high:
+            problems.append(f"'search.alpha_range' must be [low, high] with low <= 0 and high >= 1 (the baselines: "
+                            f"the target at alpha 0, each vector at 1), got [{low:g}, {high:g}]")
+    return problems
+
+
+def _merge_method_problems(s: SearchConfig) -> list[str]:
+    """What is wrong with a merge method as ``search.method`` (the registry is read lazily: it imports torch)."""
     from soup_search.errors import MergeError
     from soup_search.merge.registry import get_method
 
@@ -444,6 +527,7 @@ def _section_problems(data: dict, root: Path) -> list[str]:
         objective_categories = _objective_problems(ObjectiveConfig(), resolve)[1]  # the default objective
     problems += _analysis_categories_problems(data, objective_categories)
     problems += _base_model_problems(data, resolve)
+    problems += _given_model_names_problems(data, resolve)
     if "name" in data and not isinstance(data["name"], str):
         problems.append("'name': must be a string")
     return problems
@@ -458,8 +542,8 @@ def _base_model_problems(data: dict, resolve) -> list[str]:
         problems.append(f"'lineage' carries linear soups only; a search.method {search['method']} run cannot be "
                         "a lineage child: remove lineage, or use search.method: linear")
     base = search.get("base_model")
-    if not isinstance(base, str) or not base:
-        return problems
+    if not isinstance(base, str) or not base or search.get("method") in GIVEN_MODEL_METHODS:
+        return problems  # (a search of given models takes no base_model: _given_model_problems)
     if cands.get("zoo") and base == "base":
         if not cands.get("include_base"):
             problems.append("'search.base_model' base is the zoo's base model: set candidates.include_base: true")
@@ -469,6 +553,52 @@ def _base_model_problems(data: dict, resolve) -> list[str]:
     if not cands.get("zoo") and base not in names:
         problems.append(f"'search.base_model' {base!r} is not a candidate; name one of: {', '.join(sorted(names)) or '(none)'}")
     return problems
+
+
+def _candidate_names(cands: dict, resolve) -> set[str] | None:
+    """The names of the candidates of a ``candidates`` section (None: a zoo size that does not exist)."""
+    from soup_search.errors import ZooError
+    from soup_search.zoo import get_spec
+
+    names = set()
+    if cands.get("zoo"):
+        try:
+            spec = get_spec(cands["zoo"])[1]
+        except ZooError:
+            return None  # reported by the candidates section
+        names |= {f"expert_{k}" for k in spec.experts} | {f"conflict_{k}" for k in spec.conflicting}
+        names |= {"base"} if cands.get("include_base") else set()
+    paths = cands.get("paths") if isinstance(cands.get("paths"), list) else []
+    return names | {candidate_name(p if is_url(p) else str(resolve(p))) for p in paths if isinstance(p, str)}
+
+
+def _given_model_names_problems(data: dict, resolve) -> list[str]:
+    """The models a search of given models names (search.pair, target, vectors) must be candidates."""
+    search = data.get("search") if isinstance(data.get("search"), dict) else {}
+    cands = data.get("candidates") if isinstance(data.get("candidates"), dict) else {}
+    if search.get("method") not in GIVEN_MODEL_METHODS:
+        return []
+    try:
+        s = SearchConfig.model_validate(search)
+    except ValidationError:
+        return []  # reported by the search section
+    names = _candidate_names(cands, resolve)
+    if names is None:
+        return []
+    named = [("search.pair", n) for n in (s.pair or ()) if s.method == INTERPOLATE]
+    if s.method == TASK_VECTOR:
+        named += [("search.target", s.target)] if s.target else []
+        named += [(f"search.vectors[{i}].{side}", getattr(v, side)) for i, v in enumerate(s.vectors)
+                  for side in ("plus", "minus")]
+    problems = []
+    for key, name in named:
+        if name in names:
+            continue
+        if name == "base" and cands.get("zoo"):
+            problems.append(f"'{key}' base is the zoo's base model: set candidates.include_base: true")
+        else:
+            problems.append(f"'{key}' {name!r} is not a candidate; name one of: {', '.join(sorted(names)) or '(none)'}")
+    return list(dict.fromkeys(problems))
 
 
 def candidate_problems(cfg: RunConfig) -> list[str]:

@@ -298,3 +298,93 @@ def test_the_config_accepts_every_zoo_size_and_alias():
 
     literal = get_args(CandidatesConfig.model_fields["zoo"].annotation)[0]
     assert set(get_args(literal)) == set(SIZES) | set(SIZE_ALIASES)
+
+
+# ---- search.method interpolate / task_vector: the models are given ---------------------------------
+
+def _given_model_problems(search: dict, candidates: dict | None = None, **sections) -> list[str]:
+    data = {"candidates": {"zoo": "tiny", **(candidates or {})}, "search": search, **sections}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, source="c.yaml")
+    return err.value.problems
+
+
+def test_an_interpolation_and_a_task_vector_search_load():
+    cfg = parse_config({"candidates": {"zoo": "tiny"},
+                        "search": {"method": "interpolate", "pair": ["expert_add_sub", "expert_sort_max"],
+                                   "per_module": True}})
+    assert cfg.search.pair == ("expert_add_sub", "expert_sort_max")
+    cfg = parse_config({"candidates": {"zoo": "tiny", "include_base": True},
+                        "search": {"method": "task_vector", "target": "expert_add_sub",
+                                   "vectors": [{"plus": "expert_sort_max", "minus": "base"}],
+                                   "alpha_range": [-2, 3]}})
+    assert (cfg.search.vectors[0].plus, cfg.search.alpha_range) == ("expert_sort_max", (-2.0, 3.0))
+
+
+def test_a_bad_interpolation_search_names_every_problem_on_its_own_line():
+    problems = _given_model_problems({"method": "interpolate", "target": "expert_add_sub", "base_model": "base",
+                                      "lambda_range": [0, 1], "min_weight": 0.1})
+    assert problems == [
+        "'search.target' is only for search.method task_vector; remove it",
+        "'search.base_model' is not used by search.method interpolate (it has no base): remove it",
+        "'search.lambda_range' is not used by search.method interpolate (it searches lambda in [0, 1]): remove it",
+        "'search.min_weight' is not used by search.method interpolate: remove it",
+        "'search.pair' is required by search.method interpolate: name the two candidates [A, B] of "
+        "lambda·A + (1 − lambda)·B",
+    ]
+    assert _given_model_problems({"method": "interpolate", "pair": ["expert_add_sub", "expert_add_sub"]}) == [
+        "'search.pair' names 'expert_add_sub' twice; give two different candidates"]
+
+
+def test_interpolation_pair_names_must_be_candidates():
+    problems = _given_model_problems({"method": "interpolate", "pair": ["expert_add_sub", "nope"]})
+    assert len(problems) == 1 and problems[0].startswith("'search.pair' 'nope' is not a candidate; name one of: ")
+    assert "expert_sort_max" in problems[0]
+    assert _given_model_problems({"method": "interpolate", "pair": ["base", "expert_add_sub"]}) == [
+        "'search.pair' base is the zoo's base model: set candidates.include_base: true"]
+    with pytest.raises(ConfigError, match="'search.pair': Tuple should have at most 2 items"):
+        parse_config({"candidates": {"zoo": "tiny"}, "search": {"method": "interpolate", "pair": ["a", "b", "c"]}})
+
+
+def test_a_bad_task_vector_search_names_every_problem_on_its_own_line():
+    [unknown_nope] = _given_model_problems({"method": "interpolate", "pair": ["nope", "expert_add_sub"]})
+    problems = _given_model_problems(
+        {"method": "task_vector", "pair": ["expert_add_sub", "expert_sort_max"], "per_module": True,
+         "vectors": [{"plus": "expert_add_sub", "minus": "expert_add_sub"},
+                     {"plus": "nope", "minus": "base"}, {"plus": "nope", "minus": "base"}],
+         "alpha_range": [0.5, 2]})
+    assert problems == [
+        "'search.pair' is only for search.method interpolate; remove it",
+        "'search.per_module' is not supported by search.method task_vector (one alpha per vector for the whole "
+        "model): remove it",
+        "'search.target' is required by search.method task_vector: name the candidate the vectors are added to",
+        "'search.vectors[0]': plus and minus are both 'expert_add_sub', a zero vector; give two different candidates",
+        "'search.vectors[2]': nope − base is given twice; remove one",
+        "'search.alpha_range' must be [low, high] with low <= 0 and high >= 1 (the baselines: the target at alpha "
+        "0, each vector at 1), got [0.5, 2]",
+    ] + [line for i in (1, 2) for line in (
+        unknown_nope.replace("'search.pair'", f"'search.vectors[{i}].plus'"),
+        f"'search.vectors[{i}].minus' base is the zoo's base model: set candidates.include_base: true")]
+
+
+def test_task_vector_settings_need_their_method_and_their_keys():
+    assert _given_model_problems({"method": "task_vector"}) == [
+        "'search.target' is required by search.method task_vector: name the candidate the vectors are added to",
+        "'search.vectors' is required by search.method task_vector: give one or more {plus: A, minus: B} "
+        "(candidates, fine-tunes of one base)"]
+    assert _given_model_problems({"method": "ties", "base_model": "base", "target": "expert_add_sub",
+                                  "vectors": [{"plus": "expert_add_sub", "minus": "base"}], "alpha_range": [-1, 2]},
+                                 {"include_base": True}) == [
+        "'search.target' is only for search.method task_vector; remove it",
+        "'search.vectors' is only for search.method task_vector; remove it",
+        "'search.alpha_range' is only for search.method task_vector; remove it"]
+    with pytest.raises(ConfigError, match="missing key 'search.vectors.0.minus'"):
+        parse_config({"candidates": {"zoo": "tiny"},
+                      "search": {"method": "task_vector", "target": "expert_add_sub", "vectors": [{"plus": "x"}]}})
+
+
+def test_a_search_of_given_models_cannot_be_a_lineage_child(tmp_path):
+    problems = _given_model_problems({"method": "interpolate", "pair": ["expert_add_sub", "expert_sort_max"]},
+                                     lineage={"parent": str(tmp_path)})
+    assert ("'lineage' carries linear soups only; a search.method interpolate run cannot be a lineage child: "
+            "remove lineage, or use search.method: linear") in problems

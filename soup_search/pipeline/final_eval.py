@@ -24,12 +24,15 @@ from soup_search.merge import MergeRecipe
 from soup_search.pipeline.lineage import Lineage
 from soup_search.pipeline.progress import SILENT, Progress
 from soup_search.search.lineage import CARRIED_FROM
+from soup_search.search.baselines import Space
+from soup_search.search.interpolation_space import InterpolationSpace
 from soup_search.search.space import SearchSpace
+from soup_search.search.task_vector_space import TaskVectorSpace
 from soup_search.search.trial import (
     TrialContext, evaluate_recipe, objective_value, soup_recipe, transfer_value, trial_recipe,
 )
 
-KINDS = ("soup", "expert", "uniform_all", "uniform_experts", "grid_best")
+KINDS = ("soup", "expert", "uniform_all", "uniform_experts", "grid_best", "best_weights_linear", "baseline")
 
 
 @dataclass(frozen=True)
@@ -161,12 +164,16 @@ def best_trial(trials: Sequence[TrialRecord]) -> TrialRecord:
     return max(trials, key=lambda t: (t.dev_mean, -t.number))
 
 
-def comparison_specs(candidate_names: Sequence[str], space: SearchSpace, analysis: Analysis,
+def comparison_specs(candidate_names: Sequence[str], space: Space, analysis: Analysis,
                      best: TrialRecord, grid_best: TrialRecord | None) -> list[tuple[str, str, dict, MergeRecipe]]:
     """(name, kind, soup weights, recipe) of every row of the comparison, the best soup first. The
     best soup and the grid's are made with the search's merge method; with a method other than
     ``linear`` the best soup's weights also come as a linear soup (``best_weights_linear``), which
-    shows what the method adds. Experts and uniform soups are linear soups."""
+    shows what the method adds. Experts and uniform soups are linear soups. A search of given models
+    (interpolation, task vectors) is compared with its own baselines instead (:func:`given_model_specs`)."""
+    if not isinstance(space, SearchSpace):
+        return given_model_specs(space, best, grid_best)
+
     def linear(name, kind, weights):
         return name, kind, weights, soup_recipe(weights)
 
@@ -182,6 +189,21 @@ def comparison_specs(candidate_names: Sequence[str], space: SearchSpace, analysi
     specs.append(linear("uniform_experts", "uniform_experts", space.soup(space.params_for([1.0 / k] * k))))
     if grid_best is not None:
         specs.append(("grid best", "grid_best", space.soup(grid_best.params), trial_recipe(space, grid_best.params)))
+    return specs
+
+
+def given_model_specs(space: InterpolationSpace | TaskVectorSpace, best: TrialRecord,
+                      grid_best: TrialRecord | None) -> list[tuple[str, str, dict, MergeRecipe]]:
+    """The comparison of a search of given models: the best soup, the space's baselines (interpolation:
+    λ = 0, 0.5, 1; task vectors: α = 0, each vector at 1, all at 1) and the grid's best, every one made
+    as its trials are (their dev scores come from the search's cache)."""
+    def row(name, kind, params):
+        return name, kind, space.soup(params), trial_recipe(space, params)
+
+    specs = [row("best soup", "soup", best.params)]
+    specs += [row(name, "baseline", params) for name, params in space.baselines()]
+    if grid_best is not None:
+        specs.append(row("grid best", "grid_best", grid_best.params))
     return specs
 
 

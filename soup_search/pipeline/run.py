@@ -1,6 +1,7 @@
 """``soup-search run``: the SoCE recipe, top to bottom.
 
-config → candidates → category scores → analysis → search space → (a child search: the parent's
+config → candidates → category scores → analysis → search space (the analysis's experts, or the
+models the config names: interpolate, task_vector) → (a child search: the parent's
 trials carried over, seeds) → trials → held-out evaluation → outputs. The run folder keeps its state under ``state/`` (the Optuna study,
 the trial log, Ray Tune's files) so that the same command, started again after a crash or
 a SIGKILL, continues the same study. The state is marked with the config only when the
@@ -17,11 +18,14 @@ import pandas as pd
 
 from soup_search.analysis.informative import informative_categories
 from soup_search.analysis.soce import Analysis, analyze
-from soup_search.config import RunConfig
+from soup_search.candidates import CandidateSet
+from soup_search.config import INTERPOLATE, TASK_VECTOR, RunConfig
 from soup_search.engine.session import Session, open_session
+from soup_search.errors import ConfigError
 from soup_search.merge import MergeRecipe
 from soup_search.pipeline.candidate_set import load_config_candidates
 from soup_search.pipeline.category_scores import leaderboard_frame, score_candidates, write_scores
+from soup_search.pipeline.curve_inputs import SAME_BASE_MAX, base_distance
 from soup_search.pipeline.final_eval import (
     RunResult, best_trial, comparison_specs, evaluate_comparison, trial_records,
 )
@@ -31,9 +35,10 @@ from soup_search.pipeline.progress import SILENT, Progress
 from soup_search.pipeline.state import (
     mark_state, prepare_state, storage_url, study_name,
 )
-from soup_search.search.baselines import baseline_points, distinct_points
-from soup_search.search.grid import simplex_grid
+from soup_search.search.baselines import Space, distinct_points, grid_points, starting_points
+from soup_search.search.interpolation_space import InterpolationSpace
 from soup_search.search.space import SearchSpace
+from soup_search.search.task_vector_space import TaskVectorSpace
 from soup_search.search.trial import TrialContext
 from soup_search.search.tuner import run_study
 
@@ -56,7 +61,7 @@ class Stages:
 
 
 def profile_and_analyze(cfg: RunConfig, session: Session, state: Path, progress: Progress = SILENT
-                        ) -> tuple[pd.DataFrame, Analysis, SearchSpace, dict[str, list[str]]]:
+                        ) -> tuple[pd.DataFrame, Analysis, Space, dict[str, list[str]]]:
     """The category table (profiled on dev, or a leaderboard), the SoCE analysis, the search space,
     and which candidates were scored now and which the score cache answered (none: a leaderboard)."""
     profiled: dict[str, list[str]] = {"scored": [], "cached": []}
@@ -79,13 +84,49 @@ def profile_and_analyze(cfg: RunConfig, session: Session, state: Path, progress:
     experts_from = [n for n in session.candidates.names if n != s.base_model]
     analysis = analyze(frame, categories=cats.kept, candidates=experts_from, method=a.method,
                        tau=a.tau, top_k=a.top_k, grouping=a.grouping)
-    space = SearchSpace.from_analysis(analysis.experts, analysis.alternates, s.min_weight, s.per_module,
-                                      weights=s.weights, method=s.method, base_model=s.base_model,
-                                      method_params=dict(s.method_params), lambda_range=s.lambda_range)
-    return frame, analysis, space, profiled
+    return frame, analysis, search_space(cfg, analysis), profiled
 
 
-def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, progress: Progress = SILENT,
+def search_space(cfg: RunConfig, analysis: Analysis) -> Space:
+    """What the search samples: the models the config names (interpolate: the pair; task_vector: the
+    target and the vectors), or the SoCE space of the analysis's experts and their weights."""
+    s = cfg.search
+    if s.method == INTERPOLATE:
+        return InterpolationSpace(*s.pair, per_module=s.per_module)
+    if s.method == TASK_VECTOR:
+        return TaskVectorSpace.of(s.target, [(v.plus, v.minus) for v in s.vectors], s.alpha_range)
+    return SearchSpace.from_analysis(analysis.experts, analysis.alternates, s.min_weight, s.per_module,
+                                     weights=s.weights, method=s.method, base_model=s.base_model,
+                                     method_params=dict(s.method_params), lambda_range=s.lambda_range)
+
+
+def check_given_models(cfg: RunConfig, candidates: CandidateSet, progress: Progress = SILENT) -> None:
+    """The models a search of given models names, judged by their weights before any Ray work (the
+    curve commands' rule, :func:`base_distance`): each task vector's plus and minus must be fine-tunes
+    of one base (every problem in one error); an interpolation pair of different bases is noted."""
+    s = cfg.search
+    if s.method == TASK_VECTOR:
+        problems = []
+        for i, v in enumerate(s.vectors):
+            distance = base_distance(candidates.candidate(v.plus).path, candidates.candidate(v.minus).path,
+                                     candidates.cache_dir)
+            if distance > SAME_BASE_MAX:
+                problems.append(f"'search.vectors[{i}]': plus {v.plus!r} and minus {v.minus!r} look like fine-tunes "
+                                f"of different bases (base distance {distance:.2f} > {SAME_BASE_MAX}; about 1 for "
+                                "unrelated weights): their difference is not a task vector; give two fine-tunes "
+                                "of one base")
+        if problems:
+            raise ConfigError("search", problems)
+    elif s.method == INTERPOLATE:
+        a, b = (candidates.candidate(n).path for n in s.pair)
+        distance = base_distance(a, b, candidates.cache_dir)
+        if distance > SAME_BASE_MAX:
+            progress.note(f"[yellow]note:[/] search.pair {s.pair[0]} and {s.pair[1]} have base distance "
+                          f"{distance:.2f} (above {SAME_BASE_MAX}: fine-tunes of different bases, whose "
+                          "interpolation is rarely meaningful)")
+
+
+def search(cfg: RunConfig, session: Session, space: Space, state: Path, progress: Progress = SILENT,
            lineage: LineagePlan | None = None) -> None:
     """The study (model-based sampler, or the paper grid), then the grid too when ``search.grid``.
 
@@ -93,8 +134,8 @@ def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, pr
     then the baselines that no carried trial holds; ``search.n_trials`` counts fresh trials only."""
     s, concurrency, url, study = cfg.search, cfg.resources.scorers, storage_url(cfg, state), study_name(cfg)
     tune_dir = cfg.resources.storage_path or state / "tune"
-    grid = simplex_grid(len(space.groups)) if (s.sampler == "grid" or s.grid) else []
-    main_points = baseline_points(space, grid if s.sampler == "grid" else ())
+    grid = grid_points(space) if (s.sampler == "grid" or s.grid) else []
+    main_points = starting_points(space, grid if s.sampler == "grid" else ())
     if lineage is not None:
         main_points = distinct_points(space, [*lineage.seeds, *main_points], [t.params for t in lineage.carry.trials])
     n_main = len(main_points) if s.sampler == "grid" else s.n_trials
@@ -109,10 +150,9 @@ def search(cfg: RunConfig, session: Session, space: SearchSpace, state: Path, pr
                   concurrency=concurrency, tune_dir=tune_dir, on_trial=advance, prune=prune,
                   capacity=session.capacity_problem)
     if s.grid and s.sampler != "grid":
-        grid_points = [space.params_for(list(w)) for w in grid]
-        with progress.task("paper grid", len(grid_points)) as advance:
+        with progress.task("paper grid" if isinstance(space, SearchSpace) else "grid", len(grid)) as advance:
             run_study(TrialContext.of(session, space, "grid"), storage_url=url, study_name=f"{study}-grid",
-                      n_trials=len(grid_points), sampler="grid", seed=s.seed, points=grid_points,
+                      n_trials=len(grid), sampler="grid", seed=s.seed, points=grid,
                       concurrency=concurrency, tune_dir=tune_dir, on_trial=advance, capacity=session.capacity_problem)
 
 
@@ -122,6 +162,7 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
     stages = Stages()
     state = prepare_state(cfg, out, resume, fresh)
     candidates = load_config_candidates(cfg, progress=progress is not SILENT)
+    check_given_models(cfg, candidates, progress)
     stages.done("candidates")
     with open_session(cfg, candidates, state) as session:
         stages.done("actors")

@@ -47,6 +47,15 @@ def _slug(group: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in group)
 
 
+def suggest_all(trial, distributions: Mapping) -> None:
+    """Ask an Optuna trial for every number of ``distributions`` (a define-by-run space)."""
+    for name, dist in distributions.items():
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            trial.suggest_categorical(name, list(dist.choices))
+        else:
+            trial.suggest_float(name, dist.low, dist.high)
+
+
 def _normalized(raw: Sequence[float]) -> list[float]:
     total = sum(raw)
     return [r / total for r in raw] if total > 0 else [1.0 / len(raw)] * len(raw)
@@ -117,11 +126,7 @@ class SearchSpace:
     # ---- Optuna ------------------------------------------------------------------------
     def suggest(self, trial) -> None:
         """Define-by-run space for Optuna (also used through Ray Tune's OptunaSearch)."""
-        for name, dist in self.distributions().items():
-            if isinstance(dist, optuna.distributions.CategoricalDistribution):
-                trial.suggest_categorical(name, list(dist.choices))
-            else:
-                trial.suggest_float(name, dist.low, dist.high)
+        suggest_all(trial, self.distributions())
 
     def distributions(self) -> dict:
         out = {}

@@ -33,6 +33,7 @@ from soup_search.objectives.base import weighted_mean
 from soup_search.scoring.chunks import join_chunks, running_result
 from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult
 from soup_search.scoring.worker import WeightsNotLoaded
+from soup_search.search.baselines import Space
 from soup_search.search.pruning import optimistic_score
 from soup_search.search.space import MODULE_FILTERS, SearchSpace
 
@@ -41,7 +42,7 @@ from soup_search.search.space import MODULE_FILTERS, SearchSpace
 class TrialContext:
     """Everything a trial needs, shipped once to Ray Tune via ``tune.with_parameters``."""
 
-    space: SearchSpace | None
+    space: Space | None
     spec: ObjectiveSpec
     candidate_fps: Mapping[str, str]
     shards: ShardGroup
@@ -54,7 +55,7 @@ class TrialContext:
     needs: Needs | None = None
 
     @classmethod
-    def of(cls, session: Session, space: SearchSpace | None = None, stage: str = "search",
+    def of(cls, session: Session, space: Space | None = None, stage: str = "search",
            chunks: int = 1) -> TrialContext:
         return cls(space=space, spec=session.spec, candidate_fps=dict(session.candidate_fps),
                    shards=session.shards, free_scorers=session.scorers.free, store=session.store, stage=stage,
@@ -95,8 +96,11 @@ def soup_recipe(soup: Mapping[str, Mapping[str, float]], method: str = "linear",
                                        "parameters": globals_})
 
 
-def trial_recipe(space: SearchSpace, params: Mapping) -> MergeRecipe:
-    """The recipe a trial's ``params`` stand for, made with the space's merge method."""
+def trial_recipe(space: Space, params: Mapping) -> MergeRecipe:
+    """The recipe a trial's ``params`` stand for, made with the space's merge method (a space of given
+    models, interpolation or task vectors, makes its own)."""
+    if not isinstance(space, SearchSpace):
+        return space.recipe(params)
     return soup_recipe(space.soup(params), space.method, space.base_model, space.method_parameters(params))
 
 

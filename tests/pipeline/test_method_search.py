@@ -50,7 +50,7 @@ def test_a_ties_search_picks_experts_weights_and_lambda(tiny_zoo, ray_session, t
 
 
 @pytest.mark.parametrize("search, candidates, problem", [
-    ({"method": "interpolate"}, {}, "merges a fixed set of models"),
+    ({"method": "interpolate"}, {}, "'search.pair' is required by search.method interpolate"),
     ({"method": "nope"}, {}, "unknown merge method 'nope'"),
     ({"method": "ties"}, {}, "'search.base_model' is required by search.method ties"),
     ({"method": "ties", "base_model": "base"}, {}, "set candidates.include_base: true"),
