@@ -22,6 +22,11 @@ take their mean.
 SoCE soup), or a method with a base model (``task_arithmetic``, ``ties``, ...) whose per-model
 weights are these same group weights; with ``lambda_range`` the method's global ``lambda`` (the
 merged task vector's scale) is searched too, as the number ``lambda``.
+
+The searches of given models, whose numbers are a merge's coefficients and whose models the
+config names, have their own spaces: :mod:`~soup_search.search.interpolation_space`
+(``search.method: interpolate``) and :mod:`~soup_search.search.task_vector_space`
+(``search.method: task_vector``).
 """
 
 from __future__ import annotations
