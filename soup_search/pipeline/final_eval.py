@@ -23,9 +23,9 @@ from soup_search.errors import SoupSearchError
 from soup_search.merge import MergeRecipe
 from soup_search.pipeline.lineage import Lineage
 from soup_search.pipeline.progress import SILENT, Progress
-from soup_search.search.lineage import CARRIED_FROM
 from soup_search.search.baselines import Space
 from soup_search.search.interpolation_space import InterpolationSpace
+from soup_search.search.lineage import CARRIED_FROM
 from soup_search.search.space import SearchSpace
 from soup_search.search.task_vector_space import TaskVectorSpace
 from soup_search.search.trial import (
