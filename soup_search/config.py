@@ -566,7 +566,7 @@ def _candidate_names(cands: dict, resolve) -> set[str] | None:
             spec = get_spec(cands["zoo"])[1]
         except ZooError:
             return None  # reported by the candidates section
-        names |= {f"expert_{k}" for k in spec.experts} | {f"conflict_{k}" for k in spec.conflicting}
+        names |= set(spec.candidate_names())
         names |= {"base"} if cands.get("include_base") else set()
     paths = cands.get("paths") if isinstance(cands.get("paths"), list) else []
     return names | {candidate_name(p if is_url(p) else str(resolve(p))) for p in paths if isinstance(p, str)}

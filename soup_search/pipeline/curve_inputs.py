@@ -30,7 +30,6 @@ from soup_search.errors import CandidateError
 from soup_search.io.checkpoint import CheckpointReader
 from soup_search.io.remote import is_url
 from soup_search.zoo import build_zoo, get_spec
-from soup_search.zoo.length import TERSE, VERBOSE
 
 #: above this base distance two models count as fine-tunes of different bases
 SAME_BASE_MAX = 0.5
@@ -43,8 +42,7 @@ def zoo_names(cfg: RunConfig) -> list[str]:
     if not cfg.candidates.zoo:
         return []
     spec = get_spec(cfg.candidates.zoo)[1]
-    pair = [VERBOSE, TERSE] if spec.length_pair else []
-    return ["base", *(f"expert_{k}" for k in spec.experts), *(f"conflict_{k}" for k in spec.conflicting), *pair]
+    return ["base", *spec.candidate_names()]
 
 
 def resolve_model(cfg: RunConfig, label: str, spec: str) -> str:

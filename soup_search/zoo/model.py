@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from transformers import LlamaConfig
 
 from soup_search.errors import ZooError  # noqa: F401  (re-exported by soup_search.zoo)
-from soup_search.zoo.length import LengthPair
+from soup_search.zoo.length import TERSE, VERBOSE, LengthPair
 
 #: bump whenever training code changes what a build produces; part of the cache fingerprint
 CODE_VERSION = 3
@@ -68,6 +68,12 @@ class ZooSpec:
     max_positions: int = 64
     #: a verbose/terse pair fine-tuned from the base (``verbose`` and ``terse``), or none
     length_pair: LengthPair | None = None
+
+    def candidate_names(self) -> list[str]:
+        """The names of the zoo's candidates (every model but the base), in build order: the one
+        naming rule that the build, the config checks and the curves read."""
+        pair = [VERBOSE, TERSE] if self.length_pair else []
+        return [*(f"expert_{k}" for k in self.experts), *(f"conflict_{k}" for k in self.conflicting), *pair]
 
     def fingerprint(self, seed: int) -> str:
         """A short hash of everything that decides a build's weights."""

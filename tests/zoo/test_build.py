@@ -103,6 +103,7 @@ def test_conflicting_candidates_are_built_listed_and_offered_as_candidates(tmp_p
     zoo = build_zoo(size="tiny", out=tmp_path / "micro", progress=False)
     assert list(zoo.models()) == ["base", "expert_add", "conflict_sort"]
     assert list(zoo.candidates()) == ["expert_add", "conflict_sort"] and list(zoo.conflicting) == ["conflict_sort"]
+    assert micro.candidate_names() == list(zoo.candidates())  # what configs and curves check names against
     roles = {m["name"]: m["role"] for m in zoo.manifest["models"]}
     assert roles == {"base": "base", "expert_add": "expert", "conflict_sort": "conflicting"}
     base = AutoModelForCausalLM.from_pretrained(zoo.base).state_dict()

@@ -85,6 +85,7 @@ def dev_results(pair_zoo):
 def test_the_pair_is_built_listed_and_offered_as_candidates(pair_zoo):
     assert list(pair_zoo.models()) == ["base", "verbose", "terse"]
     assert list(pair_zoo.candidates()) == ["verbose", "terse"] and pair_zoo.experts == {}
+    assert get_spec("tiny-verbose")[1].candidate_names() == ["verbose", "terse"]
     assert {m["name"]: m["role"] for m in pair_zoo.manifest["models"]} == {
         "base": "base", "verbose": "verbose", "terse": "terse"}
     assert pair_zoo.manifest["fingerprint"] == "15d9ea39c526"
