@@ -2,11 +2,14 @@
 
 The job SDK's records live in the Ray head and vanish when it restarts; a job the head no
 longer knows is reported as ``None`` (the reconciler resubmits it). A head that does not
-answer raises :class:`ClusterUnavailable`, so a pass of the reconciler changes nothing.
+answer, or answers with a server error (a new head whose job agent is not up yet: "No available
+agent to submit job, please try again later"), raises :class:`ClusterUnavailable`, so a pass of
+the reconciler changes nothing and the next pass tries again.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -18,7 +21,11 @@ from soup_search.errors import SoupSearchError
 
 
 class ClusterUnavailable(SoupSearchError):
-    """The Ray job server did not answer."""
+    """The Ray job server did not answer, or is not ready yet."""
+
+
+#: how the job SDK words a server-side failure (it raises RuntimeError for every non-200 answer)
+_SERVER_ERROR = re.compile(r"status code 5\d\d")
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,10 @@ class Jobs:
         except requests.RequestException as exc:
             self._client = None
             raise ClusterUnavailable(f"the Ray job server at {self.address} does not answer ({exc})") from None
+        except RuntimeError as exc:
+            if _SERVER_ERROR.search(str(exc)):  # a 4xx (such as 404: an unknown job) is the caller's to read
+                raise ClusterUnavailable(f"the Ray job server at {self.address} is not ready ({exc})") from None
+            raise
 
     def submit(self, job_id: str, argv: list[str], env: dict[str, str] | None = None) -> str:
         """Submit ``argv`` as job ``job_id``; ``env`` goes to the entrypoint's process only (through
