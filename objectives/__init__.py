@@ -20,12 +20,14 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Mapping
+from dataclasses import asdict
 from importlib.metadata import entry_points
 from typing import Any
 
 from soup_search.errors import ObjectiveError
 from soup_search.objectives.base import SPLITS, Example, Objective, weighted_mean
 from soup_search.objectives.matching import MATCHERS, exact_match, extract_number, numeric_match
+from soup_search.objectives.prompting import PROMPTING_PARAMS, Prompting
 
 #: the entry-point group where other packages register objectives
 ENTRY_POINT_GROUP = "soup_search.objectives"
@@ -91,27 +93,45 @@ def _imported(name: str, target: str) -> type:
 
 
 def parameter_problems(cls: type, params: Mapping[str, Any]) -> list[str]:
-    """Unknown and missing parameters of an objective class, each naming the valid ones."""
+    """Unknown and missing parameters of an objective class, each naming the valid ones (every
+    objective takes the prompting parameters, :data:`PROMPTING_PARAMS`)."""
+    label = getattr(cls, "name", "") or cls.__name__
+    own = {k: v for k, v in params.items() if k not in PROMPTING_PARAMS}
+    problems = []
+    try:
+        Prompting.of(label, **{**asdict(cls.prompting), **_prompting_params(params)})
+    except ObjectiveError as exc:
+        problems.append(str(exc))
     sig = inspect.signature(cls.__init__)
     if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-        return []
+        return problems
     accepted = [p for p in list(sig.parameters.values())[1:] if p.kind != p.VAR_POSITIONAL]
     names = [p.name for p in accepted]
-    label = getattr(cls, "name", "") or cls.__name__
-    problems = [f"unknown parameter {k!r} of objective {label!r}; valid parameters: {', '.join(names)}"
-                for k in params if k not in names]
+    problems += [f"unknown parameter {k!r} of objective {label!r}; valid parameters: "
+                 f"{', '.join([*names, *PROMPTING_PARAMS])}" for k in own if k not in names]
     problems += [f"objective {label!r} needs the parameter {p.name!r}"
-                 for p in accepted if p.default is p.empty and p.name not in params]
+                 for p in accepted if p.default is p.empty and p.name not in own]
     return problems
 
 
+def _prompting_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: params[k] for k in PROMPTING_PARAMS if k in params}
+
+
 def build_objective(name: str, params: Mapping[str, Any], target: str | None = None) -> Objective:
-    """Build objective ``name`` with ``params``; ``target`` ("module:Class") skips the registry."""
+    """Build objective ``name`` with ``params``; ``target`` ("module:Class") skips the registry.
+
+    The prompting parameters go to the objective's :class:`Prompting`, over the defaults the
+    objective set (its class's, or what its data says, e.g. an lm-eval task's delimiters)."""
     cls = _imported(name, target) if target else objective_class(name)
     problems = parameter_problems(cls, params)
     if problems:
         raise ObjectiveError("; ".join(problems))
-    return cls(**params)
+    objective = cls(**{k: v for k, v in params.items() if k not in PROMPTING_PARAMS})
+    given = _prompting_params(params)
+    if given:
+        objective.prompting = Prompting.of(objective.name, **{**asdict(objective.prompting), **given})
+    return objective
 
 
 def get_objective(name: str, /, **params: Any) -> Objective:
@@ -126,6 +146,8 @@ __all__ = [
     "SPLITS",
     "Example",
     "Objective",
+    "PROMPTING_PARAMS",
+    "Prompting",
     "build_objective",
     "exact_match",
     "extract_number",

@@ -15,15 +15,20 @@ from dataclasses import dataclass
 
 from soup_search.errors import ObjectiveError
 from soup_search.objectives.matching import MatchFn, get_matcher
+from soup_search.objectives.prompting import Prompting
 
 SPLITS = ("train", "dev", "test")
 
 
 @dataclass(frozen=True)
 class Example:
+    """One scored question. With ``choices`` it is multiple choice: the scorer ranks the choices by
+    log-likelihood after the prompt instead of generating, and ``answer`` is the correct choice."""
+
     prompt: str
     answer: str
     category: str
+    choices: tuple[str, ...] = ()
 
 
 class Objective(abc.ABC):
@@ -33,6 +38,10 @@ class Objective(abc.ABC):
     name: str = ""
     #: how many tokens a scorer generates per example
     max_new_tokens: int = 16
+    #: how examples become prompts (chat template, system prompt, few-shot, stop strings)
+    prompting: Prompting = Prompting()
+    #: facts a report must state about this objective's data (e.g. a split made here, with a seed)
+    notes: tuple[str, ...] = ()
 
     def __init__(self, categories: Sequence[str], scoring: str = "exact_match",
                  category_weights: Mapping[str, float] | None = None):
@@ -42,6 +51,7 @@ class Objective(abc.ABC):
         self.category_weights = dict(category_weights) if category_weights else None
         #: categories kept out of the search: only the final held-out report scores them
         self.held_out_categories: tuple[str, ...] = ()
+        self._train_pools: tuple[dict[str, list[Example]], list[Example]] | None = None
         if self.category_weights:
             unknown = sorted(set(self.category_weights) - set(self.categories))
             if unknown:
@@ -89,6 +99,30 @@ class Objective(abc.ABC):
     def score(self, prediction: str, reference: str) -> float:
         """1.0 for a correct prediction, else 0.0."""
         return self._score_fn(prediction, reference)
+
+    def score_example(self, example: Example, prediction: str) -> float:
+        """1.0 when ``prediction`` (a generated answer, or the chosen choice) answers ``example``.
+        A multiple-choice example is right when the chosen choice is its answer."""
+        if example.choices:
+            return float(prediction == example.answer)
+        return self.score(prediction, example.answer)
+
+    def shots(self, example: Example) -> tuple[Example, ...]:
+        """The solved train examples shown before ``example`` (``prompting.fewshot`` of them)."""
+        if not self.prompting.fewshot:
+            return ()
+        if self._train_pools is None:
+            hidden = set(self.held_out_categories)  # (their train rows are never shown to other categories)
+            train = [ex for ex in self._load("train") if ex.category not in hidden]
+            by_category: dict[str, list[Example]] = {}
+            for ex in train:
+                by_category.setdefault(ex.category, []).append(ex)
+            self._train_pools = (by_category, train)
+        by_category, train = self._train_pools
+        own = by_category.get(example.category)
+        if own is None:  # a held-out category's example (final report): its own train rows only
+            own = [ex for ex in self._load("train") if ex.category == example.category]
+        return self.prompting.draw_shots(example, own, train)
 
     def aggregate(self, per_category: Mapping[str, float]) -> float:
         """The objective value of per-category accuracies: the (weighted) mean over categories."""

@@ -1,6 +1,8 @@
 """``toy``: synthetic short text tasks a tiny LM can learn, one category each.
 
-Prompts look like ``"add 12+34="`` with answer ``"46"``. Every split is generated
+Prompts look like ``"add 12+34="`` with answer ``"46"``. With ``choices: N`` every example is
+multiple choice instead: its answer among ``N - 1`` other answers of its category (scored by
+log-likelihood, no generation). Every split is generated
 separately from ``seed``; a prompt belongs to exactly one split (chosen by a stable hash
 of the prompt), so splits are disjoint and identical on every machine.
 """
@@ -12,6 +14,8 @@ import random
 from collections.abc import Callable, Sequence
 
 from soup_search.objectives.base import Example, Objective
+from soup_search.objectives.choices import with_distractors
+from soup_search.objectives.prompting import Prompting
 from soup_search.errors import ObjectiveError
 
 
@@ -88,10 +92,12 @@ def split_of(prompt: str) -> str:
 class ToyObjective(Objective):
     name = "toy"
     max_new_tokens = 8
+    #: a toy prompt ends with "=" and its answer follows at once (the zoo's training format)
+    prompting = Prompting(target_delimiter="", fewshot_delimiter=" ")
 
     def __init__(self, seed: int = 0, categories: Sequence[str] | None = None,
                  n_train: int = 2000, n_dev: int = 100, n_test: int = 100,
-                 category_weights: dict[str, float] | None = None):
+                 category_weights: dict[str, float] | None = None, choices: int = 0):
         cats = tuple(categories) if categories else tuple(TASKS)
         unknown = sorted(set(cats) - set(TASKS))
         if unknown:
@@ -99,6 +105,9 @@ class ToyObjective(Objective):
         for key, n in {"n_train": n_train, "n_dev": n_dev, "n_test": n_test}.items():
             if n <= 0:
                 raise ObjectiveError(f"toy objective: {key} must be > 0, got {n}")
+        if isinstance(choices, bool) or not isinstance(choices, int) or choices == 1 or choices < 0:
+            raise ObjectiveError(f"toy objective: choices must be 0 (generate answers) or >= 2, got {choices!r}")
+        self.choices = choices
         super().__init__(cats, scoring="exact_match", category_weights=category_weights)
         self.seed = seed
         self.sizes = {"train": n_train, "dev": n_dev, "test": n_test}
@@ -106,7 +115,8 @@ class ToyObjective(Objective):
 
     def _load(self, split: str) -> list[Example]:
         if split not in self._cache:
-            self._cache[split] = [ex for cat in self.categories for ex in self._generate(cat, split)]
+            examples = [ex for cat in self.categories for ex in self._generate(cat, split)]
+            self._cache[split] = with_distractors(examples, self.choices, self.seed) if self.choices else examples
         return self._cache[split]
 
     def _generate(self, category: str, split: str) -> list[Example]:

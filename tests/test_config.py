@@ -13,6 +13,7 @@ import yaml
 from soup_search.cli import main
 from soup_search.config import SearchConfig, load_config, parse_config
 from soup_search.errors import ConfigError
+from soup_search.objectives import PROMPTING_PARAMS
 from soup_search.objectives.toy import ToyObjective
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
@@ -87,7 +88,8 @@ def test_objective_params_are_checked(tmp_path):
                      root=tmp_path)
     assert err.value.problems == [
         "'objective.params': unknown parameter 'n_devv' of objective 'toy'; valid parameters: "
-        + ", ".join(p for p in inspect.signature(ToyObjective.__init__).parameters if p != "self")]
+        + ", ".join([*(p for p in inspect.signature(ToyObjective.__init__).parameters if p != "self"),
+                     *PROMPTING_PARAMS])]
     assert "n_dev" in err.value.problems[0] and "unexpected keyword" not in str(err.value)
 
 

@@ -10,7 +10,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from soup_search.errors import CandidateError
 from soup_search.io.safetensors_format import INDEX_FILE, SINGLE_FILE
-from soup_search.scoring.generation import evaluate, evaluate_examples
+from soup_search.scoring.answers import answer_examples
+from soup_search.scoring.generation import TransformersEngine
 from soup_search.scoring.protocol import ScoreResult
 
 
@@ -35,6 +36,7 @@ class HFScorer:
         self.tokenizer.padding_side = "left"
         self.model = build_model(Path(template)).to(self.device).eval()
         self._params = self.model.state_dict()
+        self.engine = TransformersEngine(self.model, self.tokenizer, batch_size)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> int:
         loaded = 0
@@ -54,8 +56,7 @@ class HFScorer:
         return loaded
 
     def score(self, objective, split: str, held_out: bool = False) -> ScoreResult:
-        return evaluate(self.model, self.tokenizer, objective, split, held_out=held_out,
-                        batch_size=self.batch_size)
+        return self.score_examples(objective, objective.examples(split, held_out=held_out))
 
     def score_examples(self, objective, examples: Sequence) -> ScoreResult:
-        return evaluate_examples(self.model, self.tokenizer, objective, examples, batch_size=self.batch_size)
+        return answer_examples(self.engine, objective, examples)

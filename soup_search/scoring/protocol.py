@@ -81,7 +81,7 @@ class ScoreResult:
         tokens: dict[str, list[int]] = {}
         lengths = generated_tokens if generated_tokens is not None else [None] * len(examples)
         for ex, pred, n in zip(examples, predictions, lengths, strict=True):
-            bits.setdefault(ex.category, []).append("1" if objective.score(pred, ex.answer) else "0")
+            bits.setdefault(ex.category, []).append("1" if objective.score_example(ex, pred) else "0")
             if n is not None:
                 tokens.setdefault(ex.category, []).append(int(n))
         return cls(per_category={c: b.count("1") / len(b) for c, b in bits.items()},

@@ -12,9 +12,11 @@ brings all of them), then for each soup:
   arguments (tensors would arrive as lists), so the soup is written once to a safetensors file in
   tmpfs and each worker reads it by path. vLLM's own ``reload_weights(weights_path=...)`` does the
   same read but only logs parameters it did not load; ours refuses the soup.
-- **Prompts** are token ids (``TokensPrompt``) encoded by the function the HF scorer uses
-  (:func:`~soup_search.scoring.generation.encode_prompt`): vLLM tokenizes a string prompt
-  without the BOS the zoo models were trained with.
+- **Prompts** are token ids (``TokensPrompt``) built by the one prompt builder the HF scorer
+  uses (:mod:`~soup_search.scoring.prompts`, through :func:`~soup_search.scoring.answers.answer_examples`):
+  vLLM would tokenize a string prompt its own way, without the BOS the zoo models were trained with.
+  Answers are read from the generated token ids by the same function too.
+- **Multiple choice** ranks choices by prompt logprobs (``prompt_logprobs=1``, one token generated).
 - **The prefix cache** is reset after every load (every soup scores the same prompts), and a
   reset vLLM refuses is an error, not stale answers.
 """
@@ -24,15 +26,15 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, GenerationConfig
 
 from soup_search.errors import CandidateError, SoupSearchError
-from soup_search.scoring.generation import answer_length, encode_prompt
+from soup_search.scoring.answers import answer_examples
+from soup_search.scoring.prompts import eos_ids
 from soup_search.scoring.protocol import ScoreResult
 
 EXTENSION = "soup_search.scoring.vllm_ext.SoupWeightLoader"
@@ -67,6 +69,7 @@ class VLLMScorer:
         self.batch_size = batch_size  # (vLLM schedules its own batches)
         self.in_process = tensor_parallel_size == 1
         self.tokenizer = AutoTokenizer.from_pretrained(template)
+        self.eos = eos_ids(self.tokenizer, _generation_config(template))
         if max_model_len is not None:
             engine_kwargs["max_model_len"] = max_model_len
         self.llm = vllm.LLM(
@@ -96,16 +99,30 @@ class VLLMScorer:
         return self.score_examples(objective, objective.examples(split, held_out=held_out))
 
     def score_examples(self, objective, examples: Sequence) -> ScoreResult:
-        params = self._sampling_params(temperature=0, max_tokens=objective.max_new_tokens)
-        prompts = [self._tokens_prompt(prompt_token_ids=encode_prompt(self.tokenizer, ex.prompt))
-                   for ex in examples]
-        start = time.perf_counter()
-        outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
-        seconds = time.perf_counter() - start
-        answers = [out.outputs[0] for out in outputs]
-        eos = self.tokenizer.eos_token_id
-        return ScoreResult.of_answers(objective, examples, [a.text.strip() for a in answers], seconds,
-                                      [answer_length(a.token_ids, eos) for a in answers])
+        return answer_examples(self, objective, examples)
+
+    def generate_ids(self, prompts: list[list[int]], max_new_tokens: int, stop: Sequence[str] = ()) -> list[list[int]]:
+        """Greedy continuations' token ids (the answer is read from them, as for HF, not from vLLM's text)."""
+        if not prompts:
+            return []
+        params = self._sampling_params(temperature=0, max_tokens=max_new_tokens, stop=list(stop) or None)
+        outputs = self.llm.generate([self._tokens_prompt(prompt_token_ids=ids) for ids in prompts], params,
+                                    use_tqdm=False)
+        return [list(out.outputs[0].token_ids) for out in outputs]
+
+    def sum_logprobs(self, requests: list[tuple[list[int], list[int]]]) -> list[float]:
+        """Summed log-probabilities of continuations from vLLM's prompt logprobs (one token is
+        generated and ignored): each position's entry holds the prompt's own token."""
+        if not requests:
+            return []
+        params = self._sampling_params(temperature=0, max_tokens=1, prompt_logprobs=1)
+        outputs = self.llm.generate([self._tokens_prompt(prompt_token_ids=c + x) for c, x in requests], params,
+                                    use_tqdm=False)
+        sums = []
+        for (context, continuation), out in zip(requests, outputs, strict=True):
+            entries = out.prompt_logprobs[len(context):len(context) + len(continuation)]
+            sums.append(sum(entry[token].logprob for entry, token in zip(entries, continuation, strict=True)))
+        return sums
 
 
 @contextlib.contextmanager
@@ -119,3 +136,11 @@ def _tmpfs_file(weights: list[tuple[str, torch.Tensor]]) -> Iterator[Path]:
         path = Path(tmp) / "model.safetensors"
         save_file({name: tensor.contiguous() for name, tensor in weights}, str(path))
         yield path
+
+
+def _generation_config(template: str | Path):
+    """The template's generation config (its end-of-sequence ids), or None when it has none."""
+    try:
+        return GenerationConfig.from_pretrained(template)
+    except OSError:
+        return None

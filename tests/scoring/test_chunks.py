@@ -13,7 +13,7 @@ class Oracle:
     """Right on every example whose prompt ends in an even digit."""
 
     @staticmethod
-    def score(prediction, reference):
+    def score_example(example, prediction):
         return 1.0 if int(prediction[-1]) % 2 == 0 else 0.0
 
 

@@ -8,7 +8,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from soup_search.objectives.toy import ToyObjective
 from soup_search.errors import ObjectiveError
-from soup_search.scoring.generation import answer_length, evaluate, generate, generate_answers
+from soup_search.scoring.generation import evaluate, generate, generate_answers
+from soup_search.scoring.prompts import cut_answer
 from tests.helpers import make_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -81,11 +82,23 @@ def test_evaluate_refuses_test_split_unless_held_out(trained):
     assert evaluate(model, tok, toy, "test", categories=["max"], held_out=True).n == 5
 
 
-def test_answer_length_counts_the_tokens_before_the_end_of_sequence():
-    assert answer_length([7, 8, 2, 0, 0], eos_id=2) == 2  # HF: finished rows are padded after </s>
-    assert answer_length([7, 8, 2], eos_id=2) == 2  # vLLM: token_ids end with the </s>
-    assert answer_length([7, 8, 9], eos_id=2) == 3  # the budget ran out
-    assert answer_length([2], eos_id=2) == 0 and answer_length([7], eos_id=None) == 1
+def test_an_answer_counts_the_tokens_before_the_end_of_sequence(trained):
+    _, tok = trained
+    ids = tok("12 ab", add_special_tokens=False)["input_ids"]
+    eos = frozenset({tok.eos_token_id})
+    assert cut_answer(tok, [*ids, tok.eos_token_id, 0, 0], eos, ()) == ("12 ab", 5)  # HF: padded after </s>
+    assert cut_answer(tok, [*ids, tok.eos_token_id], eos, ()) == ("12 ab", 5)  # vLLM: ends with the </s>
+    assert cut_answer(tok, ids, eos, ()) == ("12 ab", 5)  # the budget ran out
+    assert cut_answer(tok, [tok.eos_token_id], eos, ()) == ("", 0) and cut_answer(tok, ids[:1], frozenset(), ()) == ("1", 1)
+
+
+def test_a_stop_string_cuts_the_answer_and_its_token_count(trained):
+    _, tok = trained
+    ids = tok("12 ab", add_special_tokens=False)["input_ids"]
+    eos = frozenset({tok.eos_token_id})
+    assert cut_answer(tok, [*ids, tok.eos_token_id], eos, (" a",)) == ("12", 4)  # the tokens up to " a"
+    assert cut_answer(tok, ids, eos, ("b", "2")) == ("1", 2)  # the first stop string in the text wins
+    assert cut_answer(tok, ids, eos, ("zz",)) == ("12 ab", 5)
 
 
 def test_token_counts_are_the_answers_lengths_batched_or_not(trained):

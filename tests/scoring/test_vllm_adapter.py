@@ -112,7 +112,7 @@ def test_tensor_parallel_scorers_load_through_a_tmpfs_file(fake_vllm, tmp_path, 
 def test_vllm_and_hf_give_the_same_zoo_answers(fake_vllm, tiny_zoo):
     """The prompts go in as token ids with the BOS the zoo was trained with. A string prompt loses
     it (vLLM's tokenisation adds none for this tokenizer) and changes the answers."""
-    from soup_search.scoring.generation import encode_prompt
+    from soup_search.scoring.prompts import encode_text
     from soup_search.scoring.hf import HFScorer
     from soup_search.scoring.vllm import VLLMScorer
 
@@ -127,11 +127,11 @@ def test_vllm_and_hf_give_the_same_zoo_answers(fake_vllm, tiny_zoo):
     assert got.generated_tokens == want.generated_tokens and want.mean_tokens > 0
 
     examples = toy.examples("dev")
-    assert encode_prompt(scorer.tokenizer, examples[0].prompt)[0] == scorer.tokenizer.bos_token_id
+    assert encode_text(scorer.tokenizer, examples[0].prompt)[0] == scorer.tokenizer.bos_token_id
     params = fake_vllm.SamplingParams(temperature=0, max_tokens=toy.max_new_tokens)
     as_strings = [o.outputs[0].text.strip() for o in scorer.llm.generate([e.prompt for e in examples], params)]
     as_ids = [o.outputs[0].text.strip() for o in scorer.llm.generate(
-        [{"prompt_token_ids": encode_prompt(scorer.tokenizer, e.prompt)} for e in examples], params)]
+        [{"prompt_token_ids": encode_text(scorer.tokenizer, e.prompt)} for e in examples], params)]
     assert as_strings != as_ids
 
 

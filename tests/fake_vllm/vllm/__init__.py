@@ -42,6 +42,15 @@ __version__ = "0.33.0"
 class SamplingParams:
     temperature: float = 1.0
     max_tokens: int = 16
+    stop: list[str] | None = None
+    prompt_logprobs: int | None = None
+
+
+@dataclass
+class Logprob:
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
 
 
 def _pack(obj) -> bytes:
@@ -129,6 +138,9 @@ class _EngineCore:
         self.workers = [worker_cls(_Model(_build_hf(model, load_format))) for _ in range(tensor_parallel_size)]
         self.eos = eos_token_id
         self.prefix_resets = 0
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
 
     def collective_rpc(self, method, args, kwargs):
         return [getattr(w, method)(*args, **(kwargs or {})) for w in self.workers]
@@ -138,7 +150,9 @@ class _EngineCore:
         return os.environ.get("FAKE_VLLM_REFUSE_PREFIX_RESET") != "1"
 
     @torch.inference_mode()
-    def generate(self, prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
+    def generate(self, prompts: list[list[int]], max_tokens: int, stop: list[str] | None = None) -> list[list[int]]:
+        """Greedy token ids per prompt; like vLLM, a stop string ends the answer at the token that
+        completed it (the detokenizer checks the new text after every token)."""
         hf = self.workers[0].get_model().hf
         out = []
         for ids in prompts:
@@ -148,8 +162,27 @@ class _EngineCore:
                 new.append(token)  # (an answer's token_ids end with the EOS it stopped at, as in vLLM)
                 if token == self.eos:
                     break
+                if stop and any(s in self.tokenizer.decode(new, skip_special_tokens=True) for s in stop):
+                    break
                 seq = torch.cat([seq, torch.tensor([[token]])], dim=1)
             out.append(new)
+        return out
+
+    @torch.inference_mode()
+    def prompt_logprobs(self, prompts: list[list[int]], top: int) -> list[list]:
+        """Per prompt, vLLM's prompt logprobs: None for the first token, then for each position
+        ``[[token id, logprob, rank], ...]``: the prompt's own token and the ``top`` most likely."""
+        hf = self.workers[0].get_model().hf
+        out = []
+        for ids in prompts:
+            logprobs = torch.log_softmax(hf(torch.tensor([ids])).logits[0].float(), dim=-1)
+            rows = [None]
+            for pos in range(1, len(ids)):
+                dist = logprobs[pos - 1]
+                ranked = torch.argsort(dist, descending=True).tolist()
+                wanted = dict.fromkeys([ids[pos], *ranked[:top]])
+                rows.append([[t, float(dist[t]), ranked.index(t) + 1] for t in wanted])
+            out.append(rows)
         return out
 
 
@@ -203,6 +236,13 @@ class _InprocClient:
         pass
 
 
+def _text(tokenizer, ids, stop) -> str:
+    """The answer's text as vLLM gives it: special tokens dropped, cut before a stop string."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    hits = [text.find(s) for s in stop or () if s in text]
+    return text[:min(hits)] if hits else text
+
+
 class LLM:
     def __init__(self, model: str, tokenizer: str | None = None, dtype: str = "auto", load_format: str = "auto",
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
@@ -236,11 +276,17 @@ class LLM:
             prompts = [prompts]
         ids = [self.tokenizer(p)["input_ids"] if isinstance(p, str) else list(p["prompt_token_ids"])
                for p in prompts]
-        new = self.engine_core.call("generate", ids, params.max_tokens)
+        new = self.engine_core.call("generate", ids, params.max_tokens, params.stop)
+        if params.prompt_logprobs is not None:
+            raw = self.engine_core.call("prompt_logprobs", ids, params.prompt_logprobs)
+            logprobs = [[None if row is None else {t: Logprob(lp, rank, self.tokenizer.decode([t]))
+                                                   for t, lp, rank in row} for row in rows] for rows in raw]
+        else:
+            logprobs = [None] * len(ids)
         return [types.SimpleNamespace(
-            prompt=p if isinstance(p, str) else None, prompt_token_ids=i,
-            outputs=[types.SimpleNamespace(text=self.tokenizer.decode(n, skip_special_tokens=True), token_ids=n)])
-            for p, i, n in zip(prompts, ids, new)]
+            prompt=p if isinstance(p, str) else None, prompt_token_ids=i, prompt_logprobs=lp,
+            outputs=[types.SimpleNamespace(text=_text(self.tokenizer, n, params.stop), token_ids=n)])
+            for p, i, n, lp in zip(prompts, ids, new, logprobs)]
 
     def shutdown(self):
         self.engine_core.close()
