@@ -17,11 +17,13 @@ from soup_search.errors import ObjectiveError
 from soup_search.objectives.base import Example
 
 
-def with_distractors(examples: Sequence[Example], n: int, seed: int) -> list[Example]:
-    """``examples`` with up to ``n`` choices each (their order kept); an error when a category has
-    a single distinct answer (nothing to choose between)."""
+def with_distractors(examples: Sequence[Example], n: int, seed: int,
+                     answers_from: Sequence[Example] = ()) -> list[Example]:
+    """``examples`` with up to ``n`` choices each (their order kept), the distractors drawn from the
+    answers of ``examples`` and ``answers_from`` (e.g. the train split: a small split may hold one
+    answer only); an error when a category has a single distinct answer (nothing to choose between)."""
     answers: dict[str, list[str]] = {}
-    for ex in examples:
+    for ex in [*examples, *answers_from]:
         answers.setdefault(ex.category, [])
         if ex.answer not in answers[ex.category]:
             answers[ex.category].append(ex.answer)

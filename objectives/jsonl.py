@@ -1,7 +1,9 @@
 """``jsonl``: the user's own benchmark, read from local JSONL, CSV or Parquet files.
 
 Every row has a prompt, a reference answer and a category, and optionally a split
-(``train``/``dev``/``test``; ``validation`` and ``val`` mean ``dev``). Rows without a split
+(``train``/``dev``/``test``; ``validation`` and ``val`` mean ``dev``), and with
+``choices_field`` a list of choices (multiple choice: the answer is the correct choice's text or
+its 0-based index; a CSV cell holds the list as JSON). Rows without a split
 are split here, per category: their distinct prompts are ordered by a stable hash of
 ``(seed, prompt)`` and cut by ``test_fraction`` and ``dev_fraction``. The split is thus
 deterministic, stratified by category and disjoint (a prompt never lands in two splits).
@@ -17,6 +19,7 @@ import contextlib
 import csv
 import hashlib
 import itertools
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +34,8 @@ from soup_search.io.paths import cache_dir
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev"}
 DEFAULT_SPLIT_FIELD = "split"
+#: one row of a data file: prompt, answer, category, split (None: split here), choices (() for generated answers)
+Row = tuple[str, str, str, "str | None", tuple[str, ...]]
 
 
 class JsonlObjective(Objective):
@@ -41,7 +46,7 @@ class JsonlObjective(Objective):
                  split_field: str | None = DEFAULT_SPLIT_FIELD, scoring: str = "exact_match",
                  category_weights: Mapping[str, float] | None = None, seed: int = 0,
                  dev_fraction: float = 0.2, test_fraction: float = 0.2, max_new_tokens: int = 32,
-                 name: str = "jsonl", categories: Sequence[str] | None = None):
+                 name: str = "jsonl", categories: Sequence[str] | None = None, choices_field: str | None = None):
         self.name = name
         get_matcher(scoring)  # fail on a bad name before reading any file
         if max_new_tokens <= 0:
@@ -53,7 +58,7 @@ class JsonlObjective(Objective):
         self.max_new_tokens = max_new_tokens
         self.seed = seed
         self.paths = _resolve_paths(path)
-        fields = (prompt_field, answer_field, category_field, split_field)
+        fields = (prompt_field, answer_field, category_field, split_field, choices_field)
         rows = [row for p in self.paths for row in _read_rows(p, *fields)]
 
         found = list(dict.fromkeys(r[2] for r in rows))
@@ -68,7 +73,7 @@ class JsonlObjective(Objective):
         super().__init__(categories if categories is not None else found,
                          scoring=scoring, category_weights=category_weights)
 
-        by_category: dict[str, list[tuple[str, str, str, str | None]]] = {c: [] for c in self.categories}
+        by_category: dict[str, list[Row]] = {c: [] for c in self.categories}
         for row in rows:
             by_category[row[2]].append(row)
         self._splits: dict[str, list[Example]] = {s: [] for s in SPLITS}
@@ -76,8 +81,8 @@ class JsonlObjective(Objective):
             given = {r[0]: r[3] for r in cat_rows if r[3] is not None}
             free = [r[0] for r in cat_rows if r[3] is None and r[0] not in given]
             assigned = {**seeded_split(free, seed, dev_fraction, test_fraction), **given}
-            for prompt, answer, _, split in cat_rows:
-                self._splits[split or assigned[prompt]].append(Example(prompt, answer, cat))
+            for prompt, answer, _, split, choices in cat_rows:
+                self._splits[split or assigned[prompt]].append(Example(prompt, answer, cat, choices))
         no_dev = [c for c in self.categories if not any(ex.category == c for ex in self._splits["dev"])]
         if no_dev:
             raise ObjectiveError(
@@ -117,10 +122,11 @@ def _resolve_paths(path: str | Sequence[str]) -> list[Path]:
 
 
 def _read_rows(path: Path, prompt_field: str, answer_field: str, category_field: str | None,
-               split_field: str | None) -> list[tuple[str, str, str, str | None]]:
-    """(prompt, answer, category, split or None) for every row of one file, checked."""
+               split_field: str | None, choices_field: str | None) -> list[Row]:
+    """(prompt, answer, category, split or None, choices) for every row of one file, checked."""
     columns, records = _read_table(path)
-    options = {"prompt_field": prompt_field, "answer_field": answer_field, "category_field": category_field}
+    options = {"prompt_field": prompt_field, "answer_field": answer_field, "category_field": category_field,
+               "choices_field": choices_field}
     if split_field != DEFAULT_SPLIT_FIELD:
         options["split_field"] = split_field  # a split field the user named must be there
     for option, field in options.items():
@@ -142,8 +148,34 @@ def _read_rows(path: Path, prompt_field: str, answer_field: str, category_field:
             raise ObjectiveError(
                 f"data file {path}, row {i}: {split_field!r} is {rec[split_field]!r}; "
                 f"use one of {', '.join(SPLITS)} or leave it empty for a seeded split")
-        rows.append((prompt, answer, category, split or None))
+        choices = _choices(rec[choices_field], path, i, choices_field) if choices_field else ()
+        if choices:
+            answer = _correct_choice(answer, choices, path, i, answer_field)
+        rows.append((prompt, answer, category, split or None, choices))
     return rows
+
+
+def _choices(value: Any, path: Path, row: int, field: str) -> tuple[str, ...]:
+    """A row's choices: a list (JSON, Parquet) or a JSON array in a text cell (CSV); two or more."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(_text(v).strip() for v in value):
+        raise ObjectiveError(f"data file {path}, row {row}: {field!r} must be a list of two or more non-empty "
+                             'choices, e.g. ["Paris", "Rome"]; fix the row')
+    return tuple(_text(v) for v in value)
+
+
+def _correct_choice(answer: str, choices: tuple[str, ...], path: Path, row: int, field: str) -> str:
+    """The correct choice's text: the answer itself, or the choice at the answer's 0-based index."""
+    if answer in choices:
+        return answer
+    if answer.strip().isdigit() and int(answer) < len(choices):
+        return choices[int(answer)]
+    raise ObjectiveError(f"data file {path}, row {row}: {field!r} is {answer!r}, neither one of the row's choices "
+                         f"nor a 0-based index below {len(choices)}; give the correct choice's text or index")
 
 
 def _read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:

@@ -116,7 +116,10 @@ class ToyObjective(Objective):
     def _load(self, split: str) -> list[Example]:
         if split not in self._cache:
             examples = [ex for cat in self.categories for ex in self._generate(cat, split)]
-            self._cache[split] = with_distractors(examples, self.choices, self.seed) if self.choices else examples
+            if self.choices:  # distractors from this split's and train's answers
+                train = [] if split == "train" else [ex for c in self.categories for ex in self._generate(c, "train")]
+                examples = with_distractors(examples, self.choices, self.seed, answers_from=train)
+            self._cache[split] = examples
         return self._cache[split]
 
     def _generate(self, category: str, split: str) -> list[Example]:

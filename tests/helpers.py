@@ -24,6 +24,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from soup_search.cli import main
 from soup_search.objectives.toy import ToyObjective
 from soup_search.service.process import free_port
+from soup_search.io.checkpoint import CheckpointReader
 from soup_search.zoo.tokenizer import build_char_tokenizer
 
 
@@ -260,3 +261,9 @@ class PostgresServer:
         if (self.data / "postmaster.pid").exists():
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def weights_of(path: str | Path) -> list[tuple[str, torch.Tensor]]:
+    """Every tensor of a checkpoint as ``(name, tensor)`` pairs, in its order."""
+    with CheckpointReader(path) as reader:
+        return [(n, reader.get(n)) for n in reader.tensor_names]

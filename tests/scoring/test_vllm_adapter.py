@@ -10,36 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from soup_search.errors import CandidateError, ObjectiveError, SoupSearchError
-from soup_search.io.checkpoint import CheckpointReader
 from soup_search.objectives import get_objective
-from tests.helpers import FAKE_VLLM, make_checkpoint
+from tests.helpers import make_checkpoint, weights_of
 
 EXT = "soup_search.scoring.vllm_ext.SoupWeightLoader"
-
-
-@pytest.fixture()
-def fake_vllm(monkeypatch):
-    """The stand-in importable as ``vllm``, under vLLM's default environment."""
-    monkeypatch.syspath_prepend(str(FAKE_VLLM))
-    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
-    for name in ("vllm", "vllm.inputs"):
-        sys.modules.pop(name, None)
-    import vllm
-
-    yield vllm
-    for name in ("vllm", "vllm.inputs"):
-        sys.modules.pop(name, None)
-
-
-def weights_of(path: Path) -> list[tuple[str, torch.Tensor]]:
-    with CheckpointReader(path) as reader:
-        return [(n, reader.get(n)) for n in reader.tensor_names]
 
 
 def in_process_model(scorer):
