@@ -363,3 +363,56 @@ def test_reads_offline_without_touching_home(tmp_path):
     assert done.stdout.strip() == "18"
     assert list(home.rglob("*")) == []
     assert (cache / "datasets").is_dir()
+
+
+# ---------------------------------------------------------------- multiple choice and prompting
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_a_choices_column_makes_multiple_choice_examples(tmp_path, suffix):
+    rows = [{"prompt": f"{c} q{i}", "answer": i % 3, "category": c, "options": ["red", "green", "blue"]}
+            for c in CATS for i in range(12)]
+    if suffix == ".csv":  # a CSV cell holds the list as JSON
+        rows = [{**r, "options": json.dumps(r["options"])} for r in rows]
+    obj = get_objective("jsonl", path=str(write(tmp_path / f"mc{suffix}", rows)), choices_field="options")
+    examples = obj.examples("dev")
+    assert examples and all(e.choices == ("red", "green", "blue") for e in examples)
+    # a 0-based index answer becomes the choice's text
+    by_prompt = {r["prompt"]: ["red", "green", "blue"][r["answer"]] for r in rows}
+    assert all(e.answer == by_prompt[e.prompt] for e in examples)
+
+
+def test_a_choice_answer_may_be_its_text(tmp_path):
+    rows = [{"prompt": f"q{i}", "answer": "no", "options": ["yes", "no"], "category": "c"} for i in range(10)]
+    obj = get_objective("jsonl", path=str(write(tmp_path / "mc.jsonl", rows)), choices_field="options")
+    assert {e.answer for e in obj.examples("dev")} == {"no"}
+
+
+@pytest.mark.parametrize(("options", "answer", "needle"), [
+    (["only"], 0, "must be a list of two or more non-empty choices"),
+    ("not a list", 0, "must be a list of two or more"),
+    (["a", "b"], 5, "neither one of the row's choices nor a 0-based index below 2"),
+    (["a", "b"], "c", "'answer' is 'c'"),
+])
+def test_bad_choices_are_one_line_errors(tmp_path, options, answer, needle):
+    rows = [{"prompt": f"q{i}", "answer": answer, "options": options, "category": "c"} for i in range(5)]
+    with pytest.raises(ObjectiveError) as err:
+        get_objective("jsonl", path=str(write(tmp_path / "mc.jsonl", rows)), choices_field="options")
+    assert_one_line_error(err, "row 1", needle)
+
+
+def test_a_missing_choices_column_is_named(tmp_path):
+    with pytest.raises(ObjectiveError) as err:
+        get_objective("jsonl", path=str(write(tmp_path / "d.jsonl", make_rows())), choices_field="options")
+    assert_one_line_error(err, "no column 'options'", "choices_field")
+
+
+def test_jsonl_takes_the_prompting_parameters(tmp_path):
+    path = str(write(tmp_path / "d.jsonl", make_rows()))
+    obj = get_objective("jsonl", path=path, fewshot=2, system_prompt="answer with a number", stop=["\n"],
+                        chat_template="false")
+    assert (obj.prompting.fewshot, obj.prompting.system_prompt, obj.prompting.stop) == (2, "answer with a number",
+                                                                                       ("\n",))
+    assert obj.prompting.chat_template is False and obj.prompting.target_delimiter == " "
+    ex = obj.examples("dev")[0]
+    train = {e.prompt for e in obj.examples("train")}
+    assert len(obj.shots(ex)) == 2 and {s.prompt for s in obj.shots(ex)} <= train
