@@ -23,12 +23,16 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from soup_search.errors import ObjectiveError
 
-if TYPE_CHECKING:
-    from soup_search.objectives.base import Example
+
+class _Prompted(Protocol):
+    prompt: str
+
+
+Shot = TypeVar("Shot", bound=_Prompted)  # an Example (objectives.base imports this module)
 
 CHOICE_NORMS = ("none", "tokens", "chars")
 #: the objective parameters that set :class:`Prompting` (every objective takes them)
@@ -75,7 +79,7 @@ class Prompting:
         kept = {k: v for k, v in params.items() if k in cls.__dataclass_fields__}
         return cls(**{**kept, "chat_template": mode, "stop": stop, "system_prompt": system or None})
 
-    def draw_shots(self, example: Example, own: Sequence[Example], every: Sequence[Example]) -> tuple[Example, ...]:
+    def draw_shots(self, example: Shot, own: Sequence[Shot], every: Sequence[Shot]) -> tuple[Shot, ...]:
         """The few-shot examples of ``example``: ``fewshot`` of ``own`` (the train examples of its
         category), or of ``every`` train example when ``own`` has too few, drawn by a seed of
         ``(fewshot_seed, example.prompt)``: the same on every machine and in every process.

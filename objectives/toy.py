@@ -1,92 +1,21 @@
-"""``toy``: synthetic short text tasks a tiny LM can learn, one category each.
+"""``toy``: the toy tasks (:mod:`.toy_tasks`) as an objective, one category each.
 
-Prompts look like ``"add 12+34="`` with answer ``"46"``. With ``choices: N`` every example is
-multiple choice instead: its answer among ``N - 1`` other answers of its category (scored by
-log-likelihood, no generation). Every split is generated
-separately from ``seed``; a prompt belongs to exactly one split (chosen by a stable hash
-of the prompt), so splits are disjoint and identical on every machine.
+Prompts look like ``"add 12+34="`` with answer ``"46"``; splits are disjoint and identical on
+every machine. With ``choices: N`` every example is multiple choice instead: its answer among
+``N - 1`` other answers of its category (scored by log-likelihood, no generation).
 """
 
 from __future__ import annotations
 
-import hashlib
-import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from soup_search.errors import ObjectiveError
 from soup_search.objectives.base import Example, Objective
 from soup_search.objectives.choices import with_distractors
 from soup_search.objectives.prompting import Prompting
-from soup_search.errors import ObjectiveError
+from soup_search.objectives.toy_tasks import TASKS, split_of, toy_examples
 
-
-def _digits(rng: random.Random, lo: int, hi: int) -> str:
-    return "".join(rng.choice("0123456789") for _ in range(rng.randint(lo, hi)))
-
-
-def _letters(rng: random.Random, lo: int, hi: int) -> str:
-    return "".join(rng.choice("abcdefghij") for _ in range(rng.randint(lo, hi)))
-
-
-def _add(rng):
-    a, b = rng.randint(0, 99), rng.randint(0, 99)
-    return f"{a}+{b}=", str(a + b)
-
-
-def _sub(rng):
-    a, b = rng.randint(0, 99), rng.randint(0, 99)
-    a, b = max(a, b), min(a, b)
-    return f"{a}-{b}=", str(a - b)
-
-
-def _sort(rng):
-    s = _digits(rng, 4, 7)
-    return f"{s}=", "".join(sorted(s))
-
-
-def _reverse(rng):
-    s = _letters(rng, 3, 6)
-    return f"{s}=", s[::-1]
-
-
-def _max(rng):
-    s = _digits(rng, 6, 12)
-    return f"{s}=", max(s)
-
-
-def _copy(rng):
-    s = _letters(rng, 3, 7)
-    return f"{s}=", s
-
-
-def _count(rng):
-    s = "".join(rng.choice("abc") for _ in range(rng.randint(6, 14)))
-    return f"{s}=", str(s.count("a"))
-
-
-def _parity(rng):
-    s = "".join(rng.choice("01") for _ in range(rng.randint(5, 10)))
-    return f"{s}=", "even" if s.count("1") % 2 == 0 else "odd"
-
-
-TASKS: dict[str, Callable[[random.Random], tuple[str, str]]] = {
-    "add": _add,
-    "sub": _sub,
-    "sort": _sort,
-    "reverse": _reverse,
-    "max": _max,
-    "copy": _copy,
-    "count": _count,
-    "parity": _parity,
-}
-
-#: share of the prompt space each split owns (by stable hash): test 10%, dev 10%, train 80%
-_SPLIT_BUCKETS = {"test": range(0, 10), "dev": range(10, 20), "train": range(20, 100)}
-
-
-def split_of(prompt: str) -> str:
-    """The one split a prompt belongs to, by a stable hash (the same on every machine)."""
-    bucket = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=8).digest(), "big") % 100
-    return next(s for s, r in _SPLIT_BUCKETS.items() if bucket in r)
+__all__ = ["TASKS", "ToyObjective", "split_of"]
 
 
 class ToyObjective(Objective):
@@ -115,25 +44,10 @@ class ToyObjective(Objective):
 
     def _load(self, split: str) -> list[Example]:
         if split not in self._cache:
-            examples = [ex for cat in self.categories for ex in self._generate(cat, split)]
+            examples = [ex for c in self.categories for ex in toy_examples(self.seed, c, split, self.sizes[split])]
             if self.choices:  # distractors from this split's and train's answers
-                train = [] if split == "train" else [ex for c in self.categories for ex in self._generate(c, "train")]
+                train = [] if split == "train" else [
+                    ex for c in self.categories for ex in toy_examples(self.seed, c, "train", self.sizes["train"])]
                 examples = with_distractors(examples, self.choices, self.seed, answers_from=train)
             self._cache[split] = examples
         return self._cache[split]
-
-    def _generate(self, category: str, split: str) -> list[Example]:
-        rng = random.Random(f"toy/{self.seed}/{category}/{split}")
-        task, want = TASKS[category], self.sizes[split]
-        seen: set[str] = set()
-        out: list[Example] = []
-        for _ in range(want * 50):
-            body, answer = task(rng)
-            prompt = f"{category} {body}"
-            if prompt in seen or split_of(prompt) != split:
-                continue
-            seen.add(prompt)
-            out.append(Example(prompt=prompt, answer=answer, category=category))
-            if len(out) == want:
-                break
-        return out

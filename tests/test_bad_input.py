@@ -266,3 +266,20 @@ def test_a_run_that_fails_before_its_first_trial_does_not_block_the_corrected_on
     code, _, err = run(["run", tiny_config(tmp_path, scores={"csv": "varied.csv"}), "--out", out], capsys)
     assert code == 0, err
     assert (out / "results.json").is_file() and (out / "state" / "config.json").is_file()
+
+
+def test_run_refuses_chat_template_true_on_a_tokenizer_without_one_before_ray(tiny_zoo, tmp_path, capsys):
+    config = tiny_config(tmp_path, objective={"params": {"seed": 0, "n_dev": 16, "n_test": 16,
+                                                         "chat_template": True}})
+    refused(["run", config, "--out", tmp_path / "out"], capsys, "chat_template: true",
+            "tokenizer has no chat template", "chat_template: false")
+    assert not (tmp_path / "out" / "results.json").exists()
+    import ray
+
+    assert not ray.is_initialized()
+
+
+def test_run_refuses_more_few_shot_examples_than_train_rows_before_ray(tiny_zoo, tmp_path, capsys):
+    config = tiny_config(tmp_path, objective={"params": {"seed": 0, "n_dev": 16, "n_test": 16, "n_train": 1,
+                                                         "fewshot": 9}})  # 8 categories: 8 train rows
+    refused(["run", config, "--out", tmp_path / "out"], capsys, "fewshot: 9", "lower fewshot")

@@ -20,7 +20,7 @@ from soup_search.config.models import (
 from soup_search.config.search_checks import base_model_problems, given_model_names_problems, search_problems
 from soup_search.errors import SoupSearchError
 from soup_search.io.remote import is_url
-from soup_search.objectives import objective_class, parameter_problems
+from soup_search.objectives import build_objective, objective_class, parameter_problems
 
 def _pydantic_problems(exc: ValidationError) -> list[str]:
     problems = []
@@ -146,7 +146,7 @@ def _objective_problems(o: ObjectiveConfig, resolve) -> tuple[list[str], tuple[s
     if wrong:
         return [f"'objective.params': {problem}" for problem in wrong], ()
     try:
-        categories = tuple(cls(**objective_params(o.params, resolve)).categories)
+        categories = tuple(build_objective(o.name, objective_params(o.params, resolve)).categories)
     except TypeError as exc:
         return [f"'objective.params': {exc}"], ()
     except SoupSearchError as exc:

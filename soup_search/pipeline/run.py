@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from transformers import AutoTokenizer
 
 from soup_search.analysis.informative import informative_categories
 from soup_search.analysis.soce import Analysis, analyze
 from soup_search.candidates import CandidateSet
 from soup_search.config import INTERPOLATE, TASK_VECTOR, RunConfig
-from soup_search.engine.session import Session, open_session
+from soup_search.engine.session import Session, objective_spec, open_session
 from soup_search.errors import ConfigError
 from soup_search.merge import MergeRecipe
 from soup_search.pipeline.candidate_set import load_config_candidates
@@ -39,6 +40,7 @@ from soup_search.search.baselines import Space, distinct_points, grid_points, st
 from soup_search.search.interpolation_space import InterpolationSpace
 from soup_search.search.space import SearchSpace
 from soup_search.search.task_vector_space import TaskVectorSpace
+from soup_search.scoring.prompts import prompt_ids
 from soup_search.search.trial import TrialContext
 from soup_search.search.tuner import run_study
 
@@ -126,6 +128,16 @@ def check_given_models(cfg: RunConfig, candidates: CandidateSet, progress: Progr
                           "interpolation is rarely meaningful)")
 
 
+def check_prompting(cfg: RunConfig, candidates: CandidateSet) -> None:
+    """The objective's first prompts built on the candidates' tokenizer, before any Ray work: a
+    ``chat_template: true`` without a template, or too few train rows for ``fewshot``, fails here in
+    one line instead of inside a scorer actor."""
+    objective = objective_spec(cfg).build()
+    tokenizer = AutoTokenizer.from_pretrained(candidates.template_dir)
+    for example in objective.examples("dev")[:1]:
+        prompt_ids(tokenizer, objective, example)
+
+
 def search(cfg: RunConfig, session: Session, space: Space, state: Path, progress: Progress = SILENT,
            lineage: LineagePlan | None = None) -> None:
     """The study (model-based sampler, or the paper grid), then the grid too when ``search.grid``.
@@ -163,6 +175,7 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
     state = prepare_state(cfg, out, resume, fresh)
     candidates = load_config_candidates(cfg, progress=progress is not SILENT)
     check_given_models(cfg, candidates, progress)
+    check_prompting(cfg, candidates)
     stages.done("candidates")
     with open_session(cfg, candidates, state) as session:
         stages.done("actors")

@@ -43,7 +43,10 @@ def generate_ids(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens:
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
     device = next(model.parameters()).device
-    extra = {"stop_strings": list(stop), "tokenizer": tokenizer} if stop else {}
+    encodable = [s for s in stop if tokenizer.unk_token_id not in tokenizer(s, add_special_tokens=False)["input_ids"]]
+    # (HF refuses a stop string its tokens cannot spell, e.g. "\n" for the zoo's tokenizer: such an
+    # answer runs to max_new_tokens and is cut by text all the same, in :func:`cut_answer`)
+    extra = {"stop_strings": encodable, "tokenizer": tokenizer} if encodable else {}
     was_training = model.training
     model.eval()
     try:

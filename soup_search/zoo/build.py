@@ -29,7 +29,7 @@ from transformers.utils import logging as hf_logging
 
 from soup_search.io.atomic import atomic_dir
 from soup_search.io.paths import cache_dir
-from soup_search.objectives import toy
+from soup_search.objectives import toy_tasks
 from soup_search.objectives.toy import ToyObjective
 from soup_search.zoo.conflict import SUFFIX, conflicting_examples
 from soup_search.zoo.length import TERSE, VERBOSE, pair_mixture, verbose_examples
@@ -85,7 +85,7 @@ class Zoo:
 
 def fingerprint(spec: ZooSpec, seed: int) -> str:
     """Hash of the spec, the seed, the code version and the toy task definitions."""
-    toy_src = hashlib.blake2b(inspect.getsource(toy).encode(), digest_size=6).hexdigest()
+    toy_src = hashlib.blake2b(inspect.getsource(toy_tasks).encode(), digest_size=6).hexdigest()
     return hashlib.blake2b(f"{spec.fingerprint(seed)}/{toy_src}/{CODE_VERSION}".encode(),
                            digest_size=6).hexdigest()
 

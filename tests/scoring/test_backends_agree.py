@@ -166,3 +166,17 @@ def test_an_expert_chooses_well_on_its_categories(tiny_zoo):
                                   "dev")
     assert chosen.mean > 0.35 and all(chosen.per_category[c] >= generated.per_category[c] for c in cats)
     assert chosen.mean_tokens == 0  # nothing generated
+
+
+def test_a_stop_string_the_tokenizer_cannot_spell_still_cuts_the_answer(tiny_zoo):
+    """HF's stop-string criteria refuse text the tokenizer has no tokens for (here a newline); the
+    answer is still cut at it, by text."""
+    from soup_search.scoring.hf import HFScorer
+
+    expert = tiny_zoo.experts[next(iter(tiny_zoo.experts))]
+    scorer = HFScorer(expert)
+    plain = scorer.score(get_objective("toy", n_dev=8, n_test=4), "dev")
+    newline = scorer.score(get_objective("toy", n_dev=8, n_test=4, stop=["\n\n", "9"]), "dev")
+    nine = scorer.score(get_objective("toy", n_dev=8, n_test=4, stop=["9"]), "dev")
+    assert newline.correct == nine.correct and newline.generated_tokens == nine.generated_tokens
+    assert nine.generated_tokens != plain.generated_tokens

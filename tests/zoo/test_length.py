@@ -21,11 +21,13 @@ from soup_search.zoo.length import SUFFIX, LengthPair, pair_mixture, verbose_ans
 
 
 def test_fingerprints_of_the_zoos_without_a_pair_are_those_of_today():
-    """Cached builds and the README's figures rely on these: the pair must not move them."""
-    assert fingerprint(SIZES["tiny"], 0) == "eccac055dc90"
-    assert fingerprint(SIZES["tiny"], 1) == "eae6bd262f5e"
-    assert fingerprint(SIZES["default"], 0) == "276212c29f31"
-    assert fingerprint(SIZES["default"], 1) == "0be25c526721"
+    """Cached builds rely on these: the pair must not move them. (They moved once, when the toy tasks
+    left objectives/toy.py for objectives/toy_tasks.py, with the same examples; the hash now covers
+    the task definitions only, so a change to how the objective serves them keeps the zoo.)"""
+    assert fingerprint(SIZES["tiny"], 0) == "843a35c2f516"
+    assert fingerprint(SIZES["tiny"], 1) == "4bc43d65df4a"
+    assert fingerprint(SIZES["default"], 0) == "2ecd49ef3ce8"
+    assert fingerprint(SIZES["default"], 1) == "f792ae97ce55"
 
 
 def test_the_pair_fingerprint_is_stable_and_distinct():
