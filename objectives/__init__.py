@@ -35,6 +35,7 @@ ENTRY_POINT_GROUP = "soup_search.objectives"
 REGISTRY: dict[str, type | str] = {
     "toy": "soup_search.objectives.toy:ToyObjective",
     "jsonl": "soup_search.objectives.jsonl:JsonlObjective",
+    "lm_eval": "soup_search.objectives.lm_eval:LmEvalObjective",
 }
 #: names that look like objectives but are not, with where to go instead
 NOT_OBJECTIVES = {
