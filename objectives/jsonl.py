@@ -197,7 +197,7 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
         header = next(csv.reader(lines))
         kwargs["features"] = datasets.Features({c: datasets.Value("string") for c in header})
     try:
-        with _quiet_datasets(datasets):
+        with quiet_datasets(datasets):
             ds = datasets.load_dataset(fmt, data_files=[str(path)], split="train", keep_in_memory=True,
                                        cache_dir=str(cache_dir("datasets")), **kwargs)
             if len(ds) == 0:
@@ -231,7 +231,7 @@ def _parquet_rows(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def _quiet_datasets(datasets):
+def quiet_datasets(datasets):
     """No progress bars or error logs from datasets: errors are raised as ObjectiveError instead."""
     bars_off, verbosity = datasets.are_progress_bars_disabled(), datasets.logging.get_verbosity()
     datasets.disable_progress_bars()

@@ -29,7 +29,7 @@ from typing import Any
 from soup_search.errors import ObjectiveError
 from soup_search.objectives.base import SPLITS, Example, Objective
 from soup_search.objectives.jsonl import seeded_split
-from soup_search.objectives.lm_eval_tasks import _quiet_logging, load_tasks
+from soup_search.objectives.lm_eval_tasks import quiet_logging, load_tasks
 from soup_search.objectives.prompting import Prompting
 
 OUTPUT_TYPES = ("generate_until", "multiple_choice")
@@ -63,7 +63,7 @@ class LmEvalObjective(Objective):
         #: each example's task and document (the first document of examples that are equal)
         self._docs: dict[Example, tuple[Any, dict]] = {}
         notes: list[str] = []
-        with _quiet_logging():
+        with quiet_logging():
             for category, task in self.tasks.items():
                 notes += self._add_task(category, task)
         self.prompting, prompting_notes, self.max_new_tokens = _prompting(name, self.tasks, self.metrics)
@@ -115,7 +115,7 @@ class LmEvalObjective(Objective):
         task, doc = found
         if example.choices:
             return float(prediction in _targets(task, doc, example.choices))
-        with _quiet_logging():
+        with quiet_logging():
             responses = [[prediction]]  # one document's responses, as lm-eval's filters take them
             for make in task._filters[0].filters:
                 responses = list(make().apply(responses, [doc]))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from soup_search.errors import ObjectiveError
-from soup_search.objectives.jsonl import _quiet_datasets
+from soup_search.objectives.jsonl import quiet_datasets
 
 #: the lm-eval version this objective is written and tested against
 LM_EVAL_VERSION = "0.4.13"
@@ -28,7 +28,7 @@ _OFFLINE_ENV = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
 def import_task_manager():
     """lm-eval's ``TaskManager``, or an error with the install hint."""
     try:
-        with _quiet_logging():
+        with quiet_logging():
             from lm_eval.tasks import TaskManager
     except ImportError:
         raise ObjectiveError(f"the lm_eval objective needs lm-evaluation-harness {LM_EVAL_VERSION}; "
@@ -42,7 +42,7 @@ def load_tasks(names: Sequence[str], include_path: str | Sequence[str] | None = 
     ``include_path`` folders' tasks (indexing lm-eval's thousands of YAML files takes seconds)."""
     TaskManager = import_task_manager()
     paths = _include_paths(include_path)
-    with _quiet_logging():
+    with quiet_logging():
         manager = TaskManager(include_path=paths, include_defaults=False) if paths else None
         if manager is None or any(n not in manager.all_tasks for n in names):
             manager = TaskManager(include_path=paths or None)
@@ -109,7 +109,7 @@ def offline() -> Iterator[None]:
     os.environ.update({k: "1" for k in _OFFLINE_ENV})
     datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = hub.HF_HUB_OFFLINE = True
     try:
-        with _quiet_datasets(datasets), _quiet_logging():
+        with quiet_datasets(datasets), quiet_logging():
             yield
     finally:
         datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE, hub.HF_HUB_OFFLINE = saved
@@ -121,7 +121,7 @@ def offline() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _quiet_logging() -> Iterator[None]:
+def quiet_logging() -> Iterator[None]:
     """lm-eval's loggers (warnings about defaulted metrics and generation options) kept quiet."""
     logger = logging.getLogger("lm_eval")
     level = logger.level

@@ -128,11 +128,14 @@ def _lineage_problems(lin: LineageConfig, resolve) -> list[str]:
 
 
 def objective_params(params: dict[str, Any], resolve) -> dict[str, Any]:
-    """An objective's parameters with its file paths (``path``, ``csv``) resolved against the config."""
+    """An objective's parameters with its file paths (``path``, ``csv``, ``include_path``: one or a
+    list) resolved against the config."""
     out = dict(params)
-    for key in ("path", "csv"):
+    for key in ("path", "csv", "include_path"):
         if isinstance(out.get(key), str):
             out[key] = str(resolve(out[key]))
+        elif isinstance(out.get(key), list) and all(isinstance(p, str) for p in out[key]):
+            out[key] = [str(resolve(p)) for p in out[key]]
     return out
 
 
