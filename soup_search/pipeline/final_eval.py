@@ -113,6 +113,8 @@ class RunResult:
     #: the candidates profiled now ("scored") and those the score cache answered ("cached")
     profiled: Mapping[str, Sequence[str]] = field(default_factory=lambda: {"scored": [], "cached": []})
     lineage: Lineage | None = None
+    #: facts about the objective's data the report must state (``Objective.notes``)
+    objective_notes: tuple[str, ...] = ()
 
     @property
     def best_row(self) -> ComparisonRow:
@@ -138,6 +140,7 @@ class RunResult:
                            for n, p in self.candidate_paths.items()},
             "profiled": {k: list(v) for k, v in self.profiled.items()},
             "lineage": self.lineage.to_json() if self.lineage is not None else None,
+            "objective_notes": list(self.objective_notes),
         }
 
 

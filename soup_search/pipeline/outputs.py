@@ -68,6 +68,7 @@ def report_markdown(result: RunResult) -> str:
     lines = [f"# soup-search report: {cfg.name}", "",
              f"Objective `{cfg.objective.name}`; sampler `{cfg.search.sampler}`, {cfg.search.n_trials} trials; "
              f"analysis `{analysis.grouping}` at τ = {analysis.tau:g} ({analysis.method}).", "",
+             *(f"- {note}" for note in result.objective_notes), *([""] if result.objective_notes else []),
              *lineage_lines(result),
              "## Experts", "",
              *markdown_table(["group", "expert", "alternates"],

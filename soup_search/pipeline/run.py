@@ -179,6 +179,7 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
     stages.done("candidates")
     with open_session(cfg, candidates, state) as session:
         stages.done("actors")
+        notes = session.spec.build().notes  # (the scorers build it too; the driver only reads its notes)
         frame, analysis, space, profiled = profile_and_analyze(cfg, session, state, progress)
         stages.done("profile_analyze")
         plan = plan_lineage(cfg, session, space) if cfg.lineage is not None else None
@@ -206,7 +207,8 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
                        comparison=comparison, candidate_paths={c.name: c.path for c in candidates.members},
                        timings=stages.total(), objective_revision=session.spec.fingerprint(),
                        category_weights=session.spec.category_weights,
-                       candidate_fps=dict(session.candidate_fps), profiled=profiled, lineage=lineage)
+                       candidate_fps=dict(session.candidate_fps), profiled=profiled, lineage=lineage,
+                       objective_notes=notes)
     write_outputs(result, out)
     return result
 

@@ -98,7 +98,7 @@ def test_results_json_has_every_key_and_the_best_row(result, tmp_path):
     write_outputs(result, tmp_path / "out")
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(data) == {"config", "analysis", "trials", "best", "comparison", "timings", "objective_revision",
-                         "candidates", "profiled", "lineage", "category_weights"}
+                         "candidates", "profiled", "lineage", "category_weights", "objective_notes"}
     assert data["objective_revision"] == "objrev" and data["lineage"] is None and data["category_weights"] is None
     assert data["candidates"]["a"] == {"path": "/ckpt/a", "fingerprint": "fp-a"}
     assert data["profiled"] == {"scored": ["c"], "cached": ["a", "b"]}
@@ -168,3 +168,15 @@ def test_report_has_the_comparison_and_experts(result):
     assert "## Held-out comparison (test split)" in text and "## Experts" in text
     assert "| best soup | soup | 0.6400 | 0.6600 |  |" in text
     assert "| a | expert | 0.5000 | 0.5200 | +0.3333 [+0.3333, +0.3333] p=0.00195 * |" in text
+
+
+def test_the_objectives_notes_are_in_the_report_and_the_json(result, tmp_path):
+    """What an objective says about its data (e.g. a split made here, with its seed) is stated."""
+    from dataclasses import replace
+
+    note = "lm-eval task 'x' has one evaluation split ('validation'); soup-search split it into dev and test, seed 0"
+    write_outputs(replace(result, objective_notes=(note,)), tmp_path / "out")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert f"\n- {note}\n" in report and report.index(note) < report.index("## Experts")
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["objective_notes"] == [note]
+    assert "- " not in report_markdown(result).split("## Experts")[0]
