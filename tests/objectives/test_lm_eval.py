@@ -201,3 +201,34 @@ def test_the_zoo_scores_lm_eval_tasks_as_the_toy_objective(tasks, expert, names,
         assert list(got.per_category.values()) == list(want.per_category.values())
     bits = "".join(got.correct.values())
     assert "1" in bits and "0" in bits  # (an expert that gets some right and some wrong)
+
+
+@pytest.fixture()
+def fake_vllm(monkeypatch):
+    """The vLLM stand-in (tests/fake_vllm) importable as ``vllm``, under vLLM's default environment."""
+    from tests.helpers import FAKE_VLLM
+
+    monkeypatch.syspath_prepend(str(FAKE_VLLM))
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+    for name in ("vllm", "vllm.inputs"):
+        sys.modules.pop(name, None)
+    import vllm
+
+    yield vllm
+    for name in ("vllm", "vllm.inputs"):
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.slow
+def test_the_vllm_scorer_gets_the_hf_scorers_bits(tasks, tiny_zoo, expert, fake_vllm):
+    from soup_search.io.checkpoint import CheckpointReader
+    from soup_search.scoring.hf import HFScorer
+    from soup_search.scoring.vllm import VLLMScorer
+
+    obj = lm(tasks, ["toy_pair", "toy_add_mc", "toy_sub_mc"], limit=12)
+    scorer = VLLMScorer(tiny_zoo.base)
+    with CheckpointReader(expert) as reader:
+        scorer.load_weights(iter([(n, reader.get(n)) for n in reader.tensor_names]))
+    got, want = scorer.score(obj, "dev"), HFScorer(expert).score(obj, "dev")
+    assert got.correct == want.correct and len(got.correct) == 4
+    assert "1" in "".join(want.correct.values())
