@@ -66,7 +66,9 @@ class LmEvalObjective(Objective):
         with quiet_logging():
             for category, task in self.tasks.items():
                 notes += self._add_task(category, task)
-        self.prompting, prompting_notes, self.max_new_tokens = _prompting(name, self.tasks, self.metrics)
+        with_train = {ex.category for ex in self._splits["train"]}
+        self.prompting, prompting_notes, self.max_new_tokens = _prompting(name, self.tasks, self.metrics,
+                                                                          sorted(with_train))
         self.notes = tuple(notes + prompting_notes)
 
     def _load(self, split: str) -> list[Example]:
@@ -166,9 +168,15 @@ def _first_metric(name: str, task) -> str:
     return metric
 
 
-def _prompting(owner: str, tasks: Mapping[str, Any], metrics: Mapping[str, str]):
-    """The objective's :class:`Prompting`, the notes on where tasks disagree, and max_new_tokens."""
+def _prompting(owner: str, tasks: Mapping[str, Any], metrics: Mapping[str, str], with_train: Sequence[str]):
+    """The objective's :class:`Prompting`, the notes on where tasks disagree, and max_new_tokens
+    (``with_train``: the tasks that have train examples to show as few-shot examples)."""
     notes = []
+    wanting = [t for t, task in tasks.items() if (task.config.num_fewshot or 0) and t not in with_train]
+    shots = not wanting
+    if wanting:
+        notes.append(f"lm-eval tasks {wanting} ask for few-shot examples but have no training_split or "
+                     "fewshot_split apart from their evaluation splits; soup-search shows none (fewshot: 0)")
 
     def common(label: str, values: dict[str, Any]) -> Any:
         first = next(iter(values.values()))
@@ -184,11 +192,15 @@ def _prompting(owner: str, tasks: Mapping[str, Any], metrics: Mapping[str, str])
         owner,
         target_delimiter=common("target_delimiter", {t: c.target_delimiter for t, c in cfgs.items()}),
         fewshot_delimiter=common("fewshot_delimiter", {t: c.fewshot_delimiter for t, c in cfgs.items()}),
-        fewshot=common("num_fewshot", {t: c.num_fewshot or 0 for t, c in cfgs.items()}),
-        stop=common("generation_kwargs.until", {t: tuple(g.get("until") or ()) for t, g in generate.items()})
+        fewshot=common("num_fewshot", {t: c.num_fewshot or 0 for t, c in cfgs.items()}) if shots else 0,
+        stop=common("generation_kwargs.until", {t: _strings(g.get("until")) for t, g in generate.items()})
         if generate else (),
         choice_norm=common("choice ranking (first metric acc or acc_norm)", norms) if norms else "none",
     )
     max_new = max((int(g.get("max_gen_toks", DEFAULT_MAX_GEN_TOKS)) for g in generate.values()),
                   default=DEFAULT_MAX_GEN_TOKS)
     return prompting, notes, max_new
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value or ())

@@ -59,9 +59,11 @@ def tasks(tmp_path_factory) -> Path:
                 {"prompt": e.prompt, "choices": list(e.choices), "label": e.choices.index(e.answer)}
                 for e in mc_rows])
         task_yaml(folder, f"toy_{cat}", files, **gen)
+        task_yaml(folder, f"toy_{cat}_3shot", files, num_fewshot=3, **gen)
         task_yaml(folder, f"toy_{cat}_mc", mc_files, **mc)
     (folder / "toy_pair.yaml").write_text(yaml.safe_dump({"group": "toy_pair", "task": ["toy_add", "toy_sub"]}))
     task_yaml(folder, "toy_one", {"validation": str(data / "add-dev.jsonl")}, **gen)
+    task_yaml(folder, "toy_one_3shot", {"validation": str(data / "add-dev.jsonl")}, num_fewshot=3, **gen)
     task_yaml(folder, "toy_missing", {"validation": str(data / "gone.jsonl"), "test": str(data / "add-test.jsonl")},
               **gen)
     task_yaml(folder, "toy_train_only", {"train": str(data / "add-train.jsonl")}, **gen)
@@ -114,6 +116,21 @@ def test_one_evaluation_split_is_cut_here_with_a_seed_and_a_note(tasks):
     other = lm(tasks, ["toy_one"], seed=4)
     assert as_pairs(other.examples("dev")) != as_pairs(dev)
     assert obj.examples("train") == []  # no train split: no few-shot examples
+
+
+def test_num_fewshot_draws_shots_from_the_train_split(tasks):
+    obj = lm(tasks, ["toy_add_3shot", "toy_sub_3shot"])
+    assert obj.prompting.fewshot == 3 and obj.notes == ()
+    ex = obj.examples("dev", ["toy_sub_3shot"])[0]
+    shots = obj.shots(ex)
+    assert len(shots) == 3 and set(shots) <= set(obj.examples("train", ["toy_sub_3shot"]))
+    assert lm(tasks, ["toy_add_3shot"], fewshot=0).prompting.fewshot == 0
+    # a task without a train split shows none, and the report says why; tasks that differ get a note
+    alone = lm(tasks, ["toy_one_3shot"])
+    assert alone.prompting.fewshot == 0 and "ask for few-shot examples but have no training_split" in alone.notes[-1]
+    mixed = lm(tasks, ["toy_add", "toy_sub_3shot"])
+    assert mixed.prompting.fewshot == 0 and mixed.notes == (
+        "the lm-eval tasks differ in num_fewshot ({'toy_add': 0, 'toy_sub_3shot': 3}); the objective uses 0 for all",)
 
 
 def test_limit_keeps_the_first_documents_of_each_split(tasks):
