@@ -24,6 +24,7 @@ from soup_search.config import INTERPOLATE, TASK_VECTOR, RunConfig
 from soup_search.engine.session import Session, objective_spec, open_session
 from soup_search.errors import ConfigError
 from soup_search.merge import MergeRecipe
+from soup_search.objectives import Objective
 from soup_search.pipeline.candidate_set import load_config_candidates
 from soup_search.pipeline.category_scores import leaderboard_frame, score_candidates, write_scores
 from soup_search.pipeline.curve_inputs import SAME_BASE_MAX, base_distance
@@ -128,14 +129,15 @@ def check_given_models(cfg: RunConfig, candidates: CandidateSet, progress: Progr
                           "interpolation is rarely meaningful)")
 
 
-def check_prompting(cfg: RunConfig, candidates: CandidateSet) -> None:
-    """The objective's first prompts built on the candidates' tokenizer, before any Ray work: a
+def check_prompting(cfg: RunConfig, candidates: CandidateSet) -> Objective:
+    """The objective, its first prompt built on the candidates' tokenizer before any Ray work: a
     ``chat_template: true`` without a template, or too few train rows for ``fewshot``, fails here in
     one line instead of inside a scorer actor."""
     objective = objective_spec(cfg).build()
     tokenizer = AutoTokenizer.from_pretrained(candidates.template_dir)
     for example in objective.examples("dev")[:1]:
         prompt_ids(tokenizer, objective, example)
+    return objective
 
 
 def search(cfg: RunConfig, session: Session, space: Space, state: Path, progress: Progress = SILENT,
@@ -175,11 +177,10 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: Progress = SILENT, resume:
     state = prepare_state(cfg, out, resume, fresh)
     candidates = load_config_candidates(cfg, progress=progress is not SILENT)
     check_given_models(cfg, candidates, progress)
-    check_prompting(cfg, candidates)
+    notes = check_prompting(cfg, candidates).notes  # (the scorers build their own objective)
     stages.done("candidates")
     with open_session(cfg, candidates, state) as session:
         stages.done("actors")
-        notes = session.spec.build().notes  # (the scorers build it too; the driver only reads its notes)
         frame, analysis, space, profiled = profile_and_analyze(cfg, session, state, progress)
         stages.done("profile_analyze")
         plan = plan_lineage(cfg, session, space) if cfg.lineage is not None else None
