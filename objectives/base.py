@@ -10,6 +10,7 @@ Only the final held-out report does that; the search never sees the test split.
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -106,6 +107,17 @@ class Objective(abc.ABC):
         if example.choices:
             return float(prediction == example.answer)
         return self.score(prediction, example.answer)
+
+    def data_fingerprint(self) -> str:
+        """A hash of what scoring this objective reads: every dev and test example (held-out
+        categories too), the train examples when few-shot prompts show them, the prompting and the
+        generation budget. Equal parameters over edited data give another fingerprint."""
+        digest = hashlib.blake2b(digest_size=8)
+        digest.update(repr((self.prompting, self.max_new_tokens, self.categories)).encode())
+        for split in ("dev", "test", "train") if self.prompting.fewshot else ("dev", "test"):
+            for ex in self._load(split):
+                digest.update(repr((split, ex.prompt, ex.answer, ex.category, ex.choices)).encode())
+        return digest.hexdigest()
 
     def shots(self, example: Example) -> tuple[Example, ...]:
         """The solved train examples shown before ``example`` (``prompting.fewshot`` of them)."""

@@ -1,16 +1,17 @@
 """Shared fixtures: a real local Ray cluster and the tiny toy zoo, each built once per session, and
-a real PostgreSQL server per test module."""
+a real PostgreSQL server per test module, and the vLLM stand-in."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import PostgresServer
+from tests.helpers import FAKE_VLLM, PostgresServer
 
 # keep every test's caches (zoo, score cache) out of the user's home
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -73,3 +74,17 @@ def postgres():
         pytest.fail(f"PostgreSQL could not start: {err}")
     yield server
     server.close()
+
+
+@pytest.fixture()
+def fake_vllm(monkeypatch):
+    """The stand-in importable as ``vllm``, under vLLM's default environment."""
+    monkeypatch.syspath_prepend(str(FAKE_VLLM))
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+    for name in ("vllm", "vllm.inputs"):
+        sys.modules.pop(name, None)
+    import vllm
+
+    yield vllm
+    for name in ("vllm", "vllm.inputs"):
+        sys.modules.pop(name, None)

@@ -201,7 +201,7 @@ def run_methods_bench(cfg: RunConfig, work: Path, methods: Sequence[str] = DEFAU
     start = time.perf_counter()
     zoo = build_zoo(size=cfg.candidates.zoo, seed=cfg.candidates.zoo_seed, progress=False)
     o = cfg.objective
-    spec = ObjectiveSpec.of(o.name, objective_params(o.params, cfg.resolve), o.held_out_categories)
+    spec = ObjectiveSpec.of(o.name, objective_params(o.params, cfg.resolve), o.held_out_categories).with_data()
     objective = spec.build()
     scorer = HFScorer(zoo.base, device="cpu")
     dev = {}

@@ -30,8 +30,10 @@ from soup_search.scoring.protocol import ObjectiveSpec
 
 
 def objective_spec(cfg: RunConfig) -> ObjectiveSpec:
+    """The config's objective, with the fingerprint of its data today (so the score cache and a
+    child search's carried trials never mix scores of edited data with today's)."""
     o = cfg.objective
-    return ObjectiveSpec.of(o.name, objective_params(o.params, cfg.resolve), o.held_out_categories)
+    return ObjectiveSpec.of(o.name, objective_params(o.params, cfg.resolve), o.held_out_categories).with_data()
 
 
 class Session:

@@ -14,13 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from soup_search.objectives import build_objective, objective_target
 
 if TYPE_CHECKING:  # the run store's actor imports this module and needs no torch
     import torch
+
+
+#: objectives built in this process (ObjectiveSpec.build), oldest first
+_BUILT: dict[str, Any] = {}
+_BUILT_MAX = 8
 
 
 @dataclass(frozen=True)
@@ -35,13 +40,29 @@ class ObjectiveSpec:
     target: str | None = None
     #: categories only the final held-out report scores (see ``Objective.hold_out``)
     held_out_categories: tuple[str, ...] = ()
+    #: the objective's :meth:`~soup_search.objectives.Objective.data_fingerprint` ("" when not
+    #: taken): edited data behind the same parameters (a JSONL file, an lm-eval task) is a new objective
+    data: str = ""
 
     @classmethod
     def of(cls, name: str, params: Mapping[str, Any], held_out_categories=()) -> ObjectiveSpec:
         return cls(name, dict(params), objective_target(name), tuple(held_out_categories))
 
+    def with_data(self) -> ObjectiveSpec:
+        """This spec with the fingerprint of the data it builds today (builds the objective once)."""
+        return replace(self, data=self.build().data_fingerprint())
+
     def build(self):
-        return build_objective(self.name, dict(self.params), self.target).hold_out(self.held_out_categories)
+        """The objective, built once per process for the same name, parameters and held-out
+        categories (reading a benchmark's files or lm-eval's task index takes seconds)."""
+        key = json.dumps([self.name, dict(self.params), self.target, list(self.held_out_categories)],
+                         sort_keys=True, default=str)
+        if key not in _BUILT:
+            while len(_BUILT) >= _BUILT_MAX:
+                _BUILT.pop(next(iter(_BUILT)))
+            _BUILT[key] = build_objective(self.name, dict(self.params), self.target).hold_out(
+                self.held_out_categories)
+        return _BUILT[key]
 
     @property
     def category_weights(self) -> dict[str, float] | None:
@@ -51,6 +72,8 @@ class ObjectiveSpec:
         data = {"name": self.name, "params": dict(self.params)}
         if self.held_out_categories:  # (absent otherwise: earlier cache entries stay valid)
             data["held_out_categories"] = list(self.held_out_categories)
+        if self.data:
+            data["data"] = self.data
         blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

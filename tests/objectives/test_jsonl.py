@@ -416,3 +416,21 @@ def test_jsonl_takes_the_prompting_parameters(tmp_path):
     ex = obj.examples("dev")[0]
     train = {e.prompt for e in obj.examples("train")}
     assert len(obj.shots(ex)) == 2 and {s.prompt for s in obj.shots(ex)} <= train
+
+
+def test_edited_data_behind_the_same_parameters_is_another_objective(tmp_path):
+    """The score cache keys on the spec's fingerprint: an edited file must not reuse old scores."""
+    from soup_search.scoring.protocol import ObjectiveSpec
+
+    path = write(tmp_path / "d.jsonl", make_rows())
+    spec = ObjectiveSpec.of("jsonl", {"path": str(path)})
+    before = spec.with_data()
+    assert spec.with_data().fingerprint() == before.fingerprint() != spec.fingerprint()
+    write(path, [{**r, "answer": r["answer"] + 1} for r in make_rows()])
+    from soup_search.scoring import protocol
+
+    protocol._BUILT.clear()  # (a new process: the built objective is kept per process)
+    after = spec.with_data()
+    assert after.fingerprint() != before.fingerprint() and after.data != before.data
+    # few-shot prompts show train rows: then train edits count too, else not
+    assert ObjectiveSpec.of("jsonl", {"path": str(path), "fewshot": 1}).with_data().data != after.data

@@ -220,22 +220,6 @@ def test_the_zoo_scores_lm_eval_tasks_as_the_toy_objective(tasks, expert, names,
     assert "1" in bits and "0" in bits  # (an expert that gets some right and some wrong)
 
 
-@pytest.fixture()
-def fake_vllm(monkeypatch):
-    """The vLLM stand-in (tests/fake_vllm) importable as ``vllm``, under vLLM's default environment."""
-    from tests.helpers import FAKE_VLLM
-
-    monkeypatch.syspath_prepend(str(FAKE_VLLM))
-    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
-    for name in ("vllm", "vllm.inputs"):
-        sys.modules.pop(name, None)
-    import vllm
-
-    yield vllm
-    for name in ("vllm", "vllm.inputs"):
-        sys.modules.pop(name, None)
-
-
 @pytest.mark.slow
 def test_the_vllm_scorer_gets_the_hf_scorers_bits(tasks, tiny_zoo, expert, fake_vllm):
     from soup_search.io.checkpoint import CheckpointReader
