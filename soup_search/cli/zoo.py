@@ -1,4 +1,5 @@
-"""CLI commands: ``zoo build`` (train the toy zoo) and ``zoo scores`` (its dev score table)."""
+"""CLI commands: ``zoo build`` (train the toy zoo), ``zoo scores`` (its dev score table) and
+``zoo benchmark`` (the toy benchmark written as JSONL or lm-eval task files)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,32 @@ def scores(
     console = Console()
     console.print(grid)
     console.print(f"wrote {path}")
+
+
+@zoo_app.command("benchmark")
+def benchmark(
+    out: Path = typer.Option(..., "--out", help="Write the benchmark into this new (or empty) folder."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (one toy.jsonl for the jsonl objective) or lm-eval "
+                            "(a task YAML per category, the group 'toy', JSON-lines data; absolute data paths)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the toy examples (the toy objective's seed)."),
+    n_train: Optional[int] = typer.Option(None, "--n-train", help="Train examples per category (default 2000)."),
+    n_dev: Optional[int] = typer.Option(None, "--n-dev", help="Dev examples per category (default 100)."),
+    n_test: Optional[int] = typer.Option(None, "--n-test", help="Test examples per category (default 100)."),
+    choices: int = typer.Option(0, "--choices", help="Multiple choice with this many choices (0: generated answers)."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier `zoo benchmark` folder."),
+) -> None:
+    """Write the toy objective's examples as files, as your own benchmark would look."""
+    import yaml
+    from rich.console import Console
+
+    from soup_search.zoo.benchmark import write_benchmark
+
+    sizes = {k: v for k, v in {"n_train": n_train, "n_dev": n_dev, "n_test": n_test}.items() if v is not None}
+    bench = write_benchmark(out, fmt, seed=seed, choices=choices, force=force, **sizes)
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"wrote the toy benchmark ({bench.format}, {len(bench.files)} files) to {bench.root}")
+    console.print("its config section:\n" + yaml.safe_dump({"objective": bench.objective}, sort_keys=False).rstrip(),
+                  markup=False)
 
 
 def register(app: typer.Typer) -> None:
