@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import shlex
+import shutil
 import time
 from pathlib import Path
 
@@ -15,12 +17,16 @@ from soup_search.config import SearchConfig, load_config, parse_config
 from soup_search.errors import ConfigError
 from soup_search.objectives import PROMPTING_PARAMS
 from soup_search.objectives.toy import ToyObjective
+from soup_search.zoo import SIZES
+from tests.helpers import make_checkpoint
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
 
 #: configs that name files of a real cluster: here they must fail only on those missing files
 CLUSTER_ONLY = {"cluster.yaml"}
+#: configs of the README's "Souping your own models" recipe: they read the files its commands write
+OWN_MODELS = {"own-models-jsonl.yaml", "own-models-lm-eval.yaml"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
@@ -35,9 +41,34 @@ def test_every_shipped_config_loads(path):
             "'objective': data file /mnt/data/benchmark.jsonl does not exist; set the objective's path "
             "to an existing file"]
         return
+    if path.name in OWN_MODELS:
+        return
     cfg = load_config(path)
     assert cfg.search.n_trials > 0
     assert cfg.candidates.zoo or cfg.candidates.paths
+
+
+@pytest.mark.parametrize("name", sorted(OWN_MODELS))
+def test_own_models_configs_load_after_the_commands_they_name(name, tmp_path, monkeypatch, capsys):
+    """Run the config's `zoo benchmark` command as its header says (from a repository root: here
+    tmp_path) and stand in for `zoo build --size tiny` with the tiny zoo's model folders."""
+    (tmp_path / "configs").mkdir()
+    shutil.copy(CONFIGS[0].parent / name, tmp_path / "configs" / name)
+    monkeypatch.chdir(tmp_path)
+    header = [line.lstrip("# ") for line in (tmp_path / "configs" / name).read_text().splitlines()
+              if line.startswith("#   soup-search zoo ")]
+    assert [c.split()[2] for c in header] == ["build", "benchmark"]
+    assert "--size tiny --out runs/own/models" in header[0]
+    for i, model in enumerate(["base", *(f"expert_{key}" for key in SIZES["tiny"].experts)]):
+        make_checkpoint(tmp_path / "runs" / "own" / "models" / model, seed=i)
+    try:
+        main(shlex.split(header[1])[1:])
+    except SystemExit as exc:
+        assert exc.code in (0, None), capsys.readouterr().err
+    cfg = load_config(tmp_path / "configs" / name)
+    assert [cfg.resolve(p) for p in cfg.candidates.paths] == [
+        tmp_path / "configs" / ".." / "runs" / "own" / "models" / f"expert_{key}" for key in SIZES["tiny"].experts]
+    assert cfg.search.n_trials > 0 and cfg.objective.name in ("jsonl", "lm_eval")
 
 
 def test_configs_folder_is_not_empty():
