@@ -103,7 +103,8 @@ def benchmark(
     sizes = {k: v for k, v in {"n_train": n_train, "n_dev": n_dev, "n_test": n_test}.items() if v is not None}
     bench = write_benchmark(out, fmt, seed=seed, choices=choices, force=force, **sizes)
     console = Console(highlight=False, soft_wrap=True)
-    console.print(f"wrote the toy benchmark ({bench.format}, {len(bench.files)} files) to {bench.root}")
+    files = bench.files[0] if len(bench.files) == 1 else f"{len(bench.files)} files"
+    console.print(f"wrote the toy benchmark ({bench.format}: {files}) to {bench.root}")
     console.print("its config section:\n" + yaml.safe_dump({"objective": bench.objective}, sort_keys=False).rstrip(),
                   markup=False)
 
