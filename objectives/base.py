@@ -124,17 +124,15 @@ class Objective(abc.ABC):
         if not self.prompting.fewshot:
             return ()
         if self._train_pools is None:
-            hidden = set(self.held_out_categories)  # (their train rows are never shown to other categories)
-            train = [ex for ex in self._load("train") if ex.category not in hidden]
             by_category: dict[str, list[Example]] = {}
-            for ex in train:
+            for ex in self._load("train"):
                 by_category.setdefault(ex.category, []).append(ex)
-            self._train_pools = (by_category, train)
-        by_category, train = self._train_pools
-        own = by_category.get(example.category)
-        if own is None:  # a held-out category's example (final report): its own train rows only
-            own = [ex for ex in self._load("train") if ex.category == example.category]
-        return self.prompting.draw_shots(example, own, train)
+            hidden = set(self.held_out_categories)  # (their train rows are never shown to other categories)
+            searched = [ex for c, rows in by_category.items() if c not in hidden for ex in rows]
+            self._train_pools = (by_category, searched)
+        by_category, searched = self._train_pools
+        # a held-out category's example (final report) has its own train rows, and no others
+        return self.prompting.draw_shots(example, by_category.get(example.category, []), searched)
 
     def aggregate(self, per_category: Mapping[str, float]) -> float:
         """The objective value of per-category accuracies: the (weighted) mean over categories."""

@@ -46,8 +46,7 @@ class ToyObjective(Objective):
         if split not in self._cache:
             examples = [ex for c in self.categories for ex in toy_examples(self.seed, c, split, self.sizes[split])]
             if self.choices:  # distractors from this split's and train's answers
-                train = [] if split == "train" else [
-                    ex for c in self.categories for ex in toy_examples(self.seed, c, "train", self.sizes["train"])]
+                train = [] if split == "train" else self._load("train")
                 examples = with_distractors(examples, self.choices, self.seed, answers_from=train)
             self._cache[split] = examples
         return self._cache[split]
