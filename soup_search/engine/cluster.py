@@ -49,16 +49,19 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bo
     """
     if ray.is_initialized():
         return ray
-    # the workers of a joined cluster do not inherit this process's environment: soup-search's
-    # own variables (cache dir, test hooks) travel with the job
     env = {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore",
            **{k: v for k, v in os.environ.items() if k.startswith("SOUP_SEARCH_")}}
-    kwargs = dict(include_dashboard=False, log_to_driver=not quiet, runtime_env={"env_vars": env},
+    kwargs = dict(include_dashboard=False, log_to_driver=not quiet,
                   logging_level=logging.ERROR if quiet else logging.INFO)
     if address:
+        # the workers of a joined cluster do not inherit this process's environment: soup-search's
+        # own variables (cache dir, test hooks) travel with the job
         check_reachable(address)
-        ray.init(address=address, **kwargs)
+        ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
         return ray
+    # a private instance's workers inherit this environment; a job runtime env would make Ray
+    # start a worker per actor instead of handing out the workers it prestarts
+    os.environ.update(env)
     for attempt in (1, 2):
         try:
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count(),

@@ -8,8 +8,6 @@ Trials share the actors through a free-list queue.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import ray
@@ -47,12 +45,13 @@ class ScorerActors:
         self.actors = [actor_cls.remote(str(template), backend, batch_size, threads, cache, vllm) for _ in range(n)]
         where = {"scheduling_strategy": free_list_at} if free_list_at is not None else {}
         self.free = Queue(maxsize=n, actor_options={"num_cpus": 0, **where})
-        for actor in self.actors:
-            self.free.put(actor)
+        # filled without waiting for the queue's worker to start: the shard group starts meanwhile
+        self._filled = self.free.actor.put_nowait_batch.remote(list(self.actors))
 
     def wait_ready(self) -> None:
-        """Block until every scorer has built its model (a failed build raises here)."""
-        ray.get([actor.stats.remote() for actor in self.actors])
+        """Block until every scorer has built its model and the free list holds them all (a failed
+        build raises here)."""
+        ray.get([self._filled, *(actor.stats.remote() for actor in self.actors)])
 
     def close(self) -> None:
         for actor in self.actors:
@@ -65,13 +64,3 @@ class ScorerActors:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-@contextlib.contextmanager
-def borrowed_scorer(free) -> Iterator:
-    """A scorer actor taken from the free list for a while (a trial scoring chunk by chunk),
-    given back however the block ends (a pruned trial's thread exits inside it)."""
-    actor = free.get(block=True)
-    try:
-        yield actor
-    finally:
-        free.put(actor)

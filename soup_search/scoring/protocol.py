@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from soup_search.errors import SoupSearchError
 from soup_search.objectives import build_objective, objective_target
 
 if TYPE_CHECKING:  # the run store's actor imports this module and needs no torch
@@ -26,6 +27,10 @@ if TYPE_CHECKING:  # the run store's actor imports this module and needs no torc
 #: objectives built in this process (ObjectiveSpec.build), oldest first
 _BUILT: dict[str, Any] = {}
 _BUILT_MAX = 8
+
+
+class WeightsNotLoaded(SoupSearchError):
+    """A chunk was asked of a scorer that does not hold the trial's weights (it was restarted)."""
 
 
 @dataclass(frozen=True)

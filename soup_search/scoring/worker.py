@@ -18,7 +18,7 @@ from soup_search.io.checkpoint import CONFIG_FILE, TOKENIZER_FILES
 from soup_search.io.dtypes import array_to_torch
 from soup_search.scoring.chunks import chunk_examples
 from soup_search.scoring.hf import HFScorer
-from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult, Scorer
+from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult, Scorer, WeightsNotLoaded
 from soup_search.scoring.vllm import VLLMScorer
 
 BACKENDS = ("hf", "vllm")
@@ -51,10 +51,6 @@ def shard_tensors(parts: Iterable[Mapping[str, np.ndarray]]):
                 yield name, array
             else:
                 yield name, array_to_torch(array, torch.bfloat16 if array.dtype == np.uint16 else None)
-
-
-class WeightsNotLoaded(SoupSearchError):
-    """A chunk was asked of a scorer that does not hold the trial's weights (it was restarted)."""
 
 
 class ScorerWorker:

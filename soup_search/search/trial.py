@@ -20,22 +20,24 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import ray
 from ray import tune
 
 from soup_search.engine.cluster import Needs, wait_or_refuse
-from soup_search.engine.scorer_actors import borrowed_scorer
-from soup_search.engine.session import Session
+from soup_search.engine.free_list import borrowed_scorer
 from soup_search.engine.shard_group import ShardGroup
 from soup_search.merge import MergeRecipe
 from soup_search.objectives.base import weighted_mean
 from soup_search.scoring.chunks import join_chunks, running_result
-from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult
-from soup_search.scoring.worker import WeightsNotLoaded
+from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult, WeightsNotLoaded
 from soup_search.search.baselines import Space
 from soup_search.search.pruning import optimistic_score
 from soup_search.search.space import MODULE_FILTERS, SearchSpace
+
+if TYPE_CHECKING:  # a trial process never imports the session (nor the scorers' libraries)
+    from soup_search.engine.session import Session
 
 
 @dataclass(frozen=True)
@@ -272,3 +274,7 @@ def _report(value: float, upper: float, timings: dict, complete: bool, cached: b
     its optimistic full value (``dev_upper``, for the pruner) and whether it is the full dev score."""
     return {"dev_mean": value, "dev_upper": upper, "complete": complete, "cached": cached,
             **{f"t_{k}": v for k, v in timings.items()}}
+if os.environ.get("SS_TRACE"):  # TEMP
+    import psutil
+    with open(os.environ["SS_TRACE"], "a") as _fh:
+        _fh.write(f"trial-import pid={os.getpid()} proc_start={psutil.Process().create_time():.3f} imported={time.time():.3f}\n")
