@@ -11,8 +11,14 @@ grid's best (or the budget, the grid's size in trials, runs out).
 
 The unit of cost is dev examples scored. A trial costs the examples it scored (a pruned one,
 those of its chunks); a soup another study already scored costs what it cost there, as if the
-bench's shared score cache were not there, so the order of the studies changes nothing. The
-per-trial overhead is trial wall time minus scoring time, over the trials really scored.
+bench's shared score cache were not there, so the order of the studies changes nothing. One
+exception: a soup of one candidate alone (an expert, enqueued as a baseline) costs nothing, as
+in a run, where the score cache answers it: the profile scored every candidate on the whole dev
+split, and the grid needs that profile too (it picks the grid's experts). The per-trial overhead
+is a trial's wall time minus its scoring time and minus its wait for a free scorer, over the
+trials really scored: a trial waits only while every scorer is scoring (the search keeps one
+trial more than scorers ready), so the wait is queueing, not time a scorer lost; it is
+reported beside it, and so is the wall time minus scoring alone.
 
 Scores go to a private cache in the bench folder, so earlier runs never make it look fast.
 """
@@ -109,8 +115,13 @@ class SearchBench:
     trials_scored: int
     trial_s_mean: float
     scoring_s_mean: float
+    #: waiting for a free scorer (queueing while every scorer is busy)
+    wait_s_mean: float
+    #: trial wall − scoring − waiting for a free scorer
     overhead_s_mean: float
     overhead_fraction: float
+    #: trial wall − scoring (the wait included)
+    unscored_fraction: float
     merge_s_mean: float
     notes: list[str] = field(default_factory=list)
 
@@ -123,12 +134,18 @@ def first_reach(values: list[float], target: float, tol: float = 1e-9) -> int | 
     return None
 
 
+def one_candidate(row: dict) -> bool:
+    """Whether a log row's soup is one candidate alone (every module's weight on one model)."""
+    return len({m for per in row["weights"].values() for m, w in per.items() if w > 0}) == 1
+
+
 def cost_to_reach(rows: Sequence[dict], target: float) -> tuple[int | None, int | None]:
     """(dev examples, trials) a study's log rows, in the order they finished, spent up to and
-    including the first complete trial reaching ``target``; (None, None) if none did."""
+    including the first complete trial reaching ``target``; (None, None) if none did. A soup of
+    one candidate alone costs no examples: the profile scored it (see the module doc)."""
     spent = 0
     for i, row in enumerate(rows, 1):
-        spent += sum(row["counts"].values())
+        spent += 0 if one_candidate(row) else sum(row["counts"].values())
         if not row["timings"].get("pruned") and row["value"] >= target - 1e-9:
             return spent, i
     return None, None
@@ -200,13 +217,15 @@ def run_search_bench(cfg: RunConfig, progress: Progress = SILENT, seeds: Sequenc
         scored = [r for r in session.evaluations() if r["stage"] != "profile" and not r["cached"]]
     trial_s = [r["timings"]["trial_s"] for r in scored]
     scoring_s = [r["timings"]["scoring_s"] for r in scored]
-    overhead = [t - s for t, s in zip(trial_s, scoring_s)]
+    wait_s = [r["timings"].get("wait_s", 0.0) for r in scored]
+    overhead = [t - s - w for t, s, w in zip(trial_s, scoring_s, wait_s)]
     mean = statistics.fmean
     return SearchBench(
         pools=pools, rows=rows, seeds=list(seeds), concurrency=conc, chunks=chunks, trials_scored=len(scored),
-        trial_s_mean=mean(trial_s), scoring_s_mean=mean(scoring_s), overhead_s_mean=mean(overhead),
-        overhead_fraction=sum(overhead) / sum(trial_s),
-        merge_s_mean=mean(r["timings"].get("merge_s", 0.0) for r in scored),
+        trial_s_mean=mean(trial_s), scoring_s_mean=mean(scoring_s), wait_s_mean=mean(wait_s),
+        overhead_s_mean=mean(overhead), overhead_fraction=sum(overhead) / sum(trial_s),
+        unscored_fraction=(sum(trial_s) - sum(scoring_s)) / sum(trial_s),
+        merge_s_mean=mean(r["timings"].get("merge_s", 0.0) - r["timings"].get("wait_s", 0.0) for r in scored),
     )
 
 

@@ -55,6 +55,7 @@ class RunStore:
             "per_category TEXT, counts TEXT, value REAL, timings TEXT, cached INTEGER, created REAL)"
         )
         self.scored = 0
+        self._best: dict[str, float | None] = {}  # stage -> best complete value logged (read once, then kept)
 
     # the cache ------------------------------------------------------------------------
     def lookup(self, weights_fp: str, objective_fp: str, split: str) -> ScoreResult | None:
@@ -66,7 +67,15 @@ class RunStore:
 
     # the trial log --------------------------------------------------------------------
     def record(self, stage: str, params: dict, recipe: dict, weights: dict, split: str,
-               result: ScoreResult, value: float, timings: dict, cached: bool) -> None:
+               result: ScoreResult, value: float, timings: dict, cached: bool,
+               remember: tuple[str, str, str] | None = None) -> None:
+        """Add a row to the trial log; with ``remember`` (the score cache's keys) the result goes
+        into the score cache first (one call for a trial's two writes)."""
+        if remember is not None:
+            self.remember(*remember, result)
+        if not timings.get("pruned"):
+            best = self.best_complete(stage)
+            self._best[stage] = value if best is None else max(best, value)
         self._db.execute(
             "INSERT INTO evaluations (stage, params, recipe, weights, split, per_category, counts, "
             "value, timings, cached, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -77,6 +86,13 @@ class RunStore:
 
     def evaluations(self, stage: str | None = None) -> list[dict]:
         return read_evaluations(self.run_db, stage)
+
+    def best_complete(self, stage: str) -> float | None:
+        """The best value of a complete (not pruned) trial logged for ``stage``, or None."""
+        if stage not in self._best:
+            values = [r["value"] for r in self.evaluations(stage) if not (r["timings"] or {}).get("pruned")]
+            self._best[stage] = max(values, default=None)
+        return self._best[stage]
 
     def stats(self) -> dict:
         return {"scored": self.scored, "cache_hits": self.cache.hits, "cache_misses": self.cache.misses}

@@ -86,10 +86,14 @@ class ScorerWorker:
         self.loaded = load_id
         return n
 
-    def score_chunk(self, spec: ObjectiveSpec, split: str, chunk: int, chunks: int, load_id: str) -> ScoreResult:
+    def score_chunk(self, spec: ObjectiveSpec, split: str, chunk: int, chunks: int, load_id: str,
+                    *parts: Mapping[str, np.ndarray]) -> ScoreResult:
         """Score the weights loaded as ``load_id`` on chunk ``chunk`` of ``chunks`` of a search split
-        (never held out). A scorer that holds other weights (a restarted actor holds the template's)
+        (never held out); given ``parts``, load them as ``load_id`` first (:meth:`load_parts`, in the
+        same call). A scorer that holds other weights (a restarted actor holds the template's)
         raises :class:`WeightsNotLoaded` instead of scoring them."""
+        if parts:
+            self.load_parts(load_id, *parts)
         if self.loaded != load_id:
             raise WeightsNotLoaded(f"scorer holds weights {self.loaded!r}, not {load_id!r}; load them again")
         objective = self.objective(spec)

@@ -33,7 +33,7 @@ from soup_search.objectives.base import weighted_mean
 from soup_search.scoring.chunks import join_chunks, running_result
 from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult, WeightsNotLoaded
 from soup_search.search.baselines import Space
-from soup_search.search.pruning import optimistic_score
+from soup_search.search.pruning import clearly_worse, optimistic_score
 from soup_search.search.space import MODULE_FILTERS, SearchSpace
 
 if TYPE_CHECKING:  # a trial process never imports the session (nor the scorers' libraries)
@@ -178,35 +178,44 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     recipe = trial_recipe(ctx.space, params)
     keys = cache_keys(recipe, ctx, "dev")
     log = functools.partial(_log_trial, ctx, t0, params, recipe, soup)
-    hit = ray.get(ctx.store.lookup.remote(*keys))
+    # the cache lookup and the merge run at once (a hit, rare in a search, wastes one merge) ...
+    looked_up, refs = ctx.store.lookup.remote(*keys), ctx.shards.merge(recipe)
+    hit = ray.get(looked_up)
     if hit is not None:
         value = objective_value(ctx.spec, hit.per_category)
         timings = log(hit, value, {"scoring_s": 0.0, "examples_scored": 0, "chunks_scored": 0}, cached=True)
         tune.report(_report(value, value, timings, complete=True, cached=True))
         return
-    refs = ctx.shards.merge(recipe)
-    ray.wait(refs, num_returns=len(refs))
-    merge_s = time.perf_counter() - t0
     parts: list[ScoreResult] = []
+    t_wait = time.perf_counter()
     with borrowed_scorer(ctx.free_scorers) as scorer, _forget_on_failure(ctx.shards, recipe):
+        # ... and so do the merge and the wait for a free scorer (queueing: every scorer was busy)
+        wait_s = time.perf_counter() - t_wait
+        ray.wait(refs, num_returns=len(refs))
+        merge_s = time.perf_counter() - t0
         load_id = uuid.uuid4().hex
-        ray.get(scorer.load_parts.remote(load_id, *refs))
         for chunk in range(ctx.chunks):
+            # the best complete value logged so far comes back while the chunk is scored
+            best = ctx.store.best_complete.remote(ctx.stage) if chunk < ctx.chunks - 1 else None
             parts.append(_score_chunk(scorer, ctx, refs, load_id, chunk))
             if len(parts) == ctx.chunks:
                 break  # the last chunk: the scorer goes back before the report
             so_far = running_result(parts)
-            value = objective_value(ctx.spec, so_far.per_category)
             upper = optimistic_score(so_far.per_category, so_far.counts, len(parts) / ctx.chunks,
                                      ctx.spec.category_weights)
-            progress = _progress(merge_s, so_far, len(parts))
+            # Tune's scheduler knows at most the complete trials logged so far (a trial logs before
+            # it reports), so it could stop this one only if it is clearly worse than their best:
+            # otherwise the report (a round trip through the driver) is left out
+            if not clearly_worse(upper, ray.get(best)):
+                continue
+            value = objective_value(ctx.spec, so_far.per_category)
+            progress = _progress(merge_s, wait_s, so_far, len(parts))
             timings = {**progress, "trial_s": time.perf_counter() - t0, "pid": os.getpid(), "started": started}
             # if Tune's scheduler stops the trial here (pruned), the driver logs it from this report
             tune.report(_report(value, upper, timings, complete=False) | {"partial": _partial(so_far)})
     result = join_chunks(parts)
     value = objective_value(ctx.spec, result.per_category)
-    ray.get(ctx.store.remember.remote(*keys, result))
-    timings = log(result, value, _progress(merge_s, result, len(parts)))
+    timings = log(result, value, _progress(merge_s, wait_s, result, len(parts)), remember=keys)
     tune.report(_report(value, value, timings, complete=True))
 
 
@@ -215,15 +224,17 @@ RELOADS = 3
 
 
 def _score_chunk(scorer, ctx: TrialContext, refs: list, load_id: str, chunk: int) -> ScoreResult:
-    """Chunk ``chunk`` of the dev split scored on the weights loaded as ``load_id``; a scorer restarted
-    meanwhile (its node was lost) gets the weights again first, instead of scoring its template's."""
+    """Chunk ``chunk`` of the dev split scored on the weights loaded as ``load_id`` (the first chunk
+    loads them, in the same call); a scorer restarted meanwhile (its node was lost) gets the
+    weights again first, instead of scoring its template's."""
+    load = refs if chunk == 0 else ()
     for attempt in range(RELOADS + 1):
         try:
-            return ray.get(scorer.score_chunk.remote(ctx.spec, "dev", chunk, ctx.chunks, load_id))
+            return ray.get(scorer.score_chunk.remote(ctx.spec, "dev", chunk, ctx.chunks, load_id, *load))
         except WeightsNotLoaded:
             if attempt == RELOADS:
                 raise
-            ray.get(scorer.load_parts.remote(load_id, *refs))
+            load = refs
     raise AssertionError("unreachable")
 
 
@@ -253,17 +264,22 @@ def log_pruned(ctx: TrialContext, config: dict, last_report: dict) -> None:
                                     timings, False))
 
 
-def _progress(merge_s: float, result: ScoreResult, chunks: int) -> dict:
-    return {"merge_s": merge_s, "scoring_s": result.seconds, "examples_scored": result.n, "chunks_scored": chunks}
+def _progress(merge_s: float, wait_s: float, result: ScoreResult, chunks: int) -> dict:
+    """A trial's timings so far: ``merge_s`` from its start until it held merged weights and a scorer,
+    ``wait_s`` of that spent waiting for a free scorer, ``scoring_s`` in the scorer's scoring loop."""
+    return {"merge_s": merge_s, "wait_s": wait_s, "scoring_s": result.seconds, "examples_scored": result.n,
+            "chunks_scored": chunks}
 
 
 def _log_trial(ctx: TrialContext, t0: float, params: dict, recipe: MergeRecipe, soup: dict,
-               result: ScoreResult, value: float, timings: dict, cached: bool = False) -> dict:
-    """One row of the trial log (pruned rows too: they hold what was scored); returns its timings."""
+               result: ScoreResult, value: float, timings: dict, cached: bool = False,
+               remember: tuple[str, str, str] | None = None) -> dict:
+    """One row of the trial log (pruned rows too: they hold what was scored), and the result in the
+    score cache under the keys ``remember`` (first, in the same call); returns its timings."""
     trial_s = time.perf_counter() - t0
     timings = {"pruned": False, **timings, "trial_s": trial_s, "pid": os.getpid(), "started": time.time() - trial_s}
     ray.get(ctx.store.record.remote(ctx.stage, params, recipe.model_dump(mode="json"), soup, "dev",
-                                    result, value, timings, cached))
+                                    result, value, timings, cached, remember))
     if _logged_at_least(ctx, NOTIFY_AFTER):
         _say_on_socket(b"logged\n")
     return timings

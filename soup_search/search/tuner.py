@@ -5,10 +5,12 @@ up where it stopped. Trials left RUNNING by a killed driver are marked FAILED (t
 scores, if any, are in the score cache, so re-proposing them costs nothing), baselines
 already evaluated are not enqueued again, and only the remaining budget is run.
 
-Pruning (``search.prune``): trials report the running dev objective after every chunk, and
+Pruning (``search.prune``): trials score the dev split chunk by chunk and report the running
+dev objective after a chunk where the scheduler could stop them (clearly worse than the best
+complete trial logged so far; :func:`~soup_search.search.trial.soup_trial`), and
 :class:`ChunkPruner`, a Tune scheduler, stops one that is clearly worse
-(:mod:`soup_search.search.pruning`). Optuna records a stopped trial as PRUNED, with the
-running values it reported as intermediate values; it counts in the budget.
+(:mod:`soup_search.search.pruning`). Optuna records a stopped trial as PRUNED, with its last
+running value as its intermediate value; it counts in the budget.
 
 Why neither ASHA nor an Optuna pruner: ASHA stops every trial below a rung's top
 1/reduction_factor, whatever the gap and however few examples a rung has seen (and the first
@@ -33,6 +35,7 @@ import ray
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import CombinedStopper
 
@@ -128,10 +131,17 @@ class ChunkPruner(FIFOScheduler):
 
 class _StudySearch(OptunaSearch):
     """OptunaSearch that tells Optuna a trial the scheduler stopped before its last chunk as PRUNED
-    (its last result is a running value, not the trial's value)."""
+    (its last result is a running value, not the trial's value), with that running value as its
+    one intermediate value: written once, at the end, not to the storage after every chunk (a
+    database write that the trial would wait for)."""
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        pass  # the running values reach Optuna in on_trial_complete
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pruned = result is not None and not result.get("complete", True)
+        if pruned and trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            self._ot_trials[trial_id].report(result[self.metric], result[TRAINING_ITERATION])
         super().on_trial_complete(trial_id, None if pruned else result, error)
 
 

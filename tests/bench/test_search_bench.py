@@ -15,14 +15,23 @@ def test_first_reach():
     assert first_reach([0.1, 0.2], 0.5) is None
 
 
-def row(value, n, pruned=False):
-    return {"value": value, "counts": {"a": n // 2, "b": n - n // 2}, "timings": {"pruned": pruned}}
+def row(value, n, pruned=False, weights=None):
+    return {"value": value, "counts": {"a": n // 2, "b": n - n // 2}, "timings": {"pruned": pruned},
+            "weights": {"all": weights or {"x": 0.5, "y": 0.5}}}
 
 
 def test_cost_counts_every_example_scored_until_a_complete_trial_reaches_the_target():
     rows = [row(0.4, 100), row(0.9, 25, pruned=True), row(0.7, 100), row(0.8, 100)]
     assert cost_to_reach(rows, 0.7) == (225, 3)  # a pruned trial's running value never counts as reaching
     assert cost_to_reach(rows, 0.95) == (None, None)
+
+
+def test_one_candidate_alone_costs_nothing_the_profile_scored_it():
+    alone = row(0.6, 100, weights={"x": 1.0, "y": 0.0})
+    per_module = row(0.6, 100) | {"weights": {"attn": {"x": 1.0, "y": 0.0}, "mlp": {"x": 1.0}}}
+    mixed_modules = row(0.6, 100) | {"weights": {"attn": {"x": 1.0, "y": 0.0}, "mlp": {"y": 1.0}}}
+    assert cost_to_reach([alone, per_module, row(0.7, 100)], 0.7) == (100, 3)
+    assert cost_to_reach([mixed_modules, row(0.7, 100)], 0.7) == (200, 2)  # two models: a soup
 
 
 def test_median_and_worst_count_a_seed_that_never_reached_as_infinite():

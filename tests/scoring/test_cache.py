@@ -41,6 +41,20 @@ def test_run_store_log(tmp_path):
     assert s.stats()["scored"] == 1
 
 
+def test_run_store_record_remembers_and_keeps_each_stages_best_complete_value(tmp_path):
+    r = ScoreResult({"add": 1.0}, {"add": 3}, 0.1, {"add": "111"}, {"add": [2, 2, 3]})
+    s = RunStore(tmp_path / "run.sqlite", tmp_path / "cache.sqlite")
+    assert s.best_complete("search") is None
+    s.record("search", {}, {}, {}, "dev", r, 0.4, {"pruned": False}, False, ("w", "o", "dev"))
+    s.record("search", {}, {}, {}, "dev", r, 0.9, {"pruned": True}, False)  # a running value: not complete
+    s.record("search", {}, {}, {}, "dev", r, 0.6, {}, True)
+    s.record("grid", {}, {}, {}, "dev", r, 0.8, {}, False)
+    assert s.lookup("w", "o", "dev") == r and s.stats()["scored"] == 1  # remembered in the same call
+    assert s.best_complete("search") == 0.6 and s.best_complete("grid") == 0.8
+    # a new store (a resumed run) reads the best back from the log
+    assert RunStore(tmp_path / "run.sqlite", tmp_path / "cache.sqlite").best_complete("search") == 0.6
+
+
 def test_an_entry_without_per_example_bits_is_a_miss(tmp_path):
     """Entries written before per-example correctness existed are scored again, not trusted."""
     cache = ScoreCache(tmp_path / "c.sqlite")

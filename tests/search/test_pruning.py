@@ -67,7 +67,8 @@ def test_a_stopped_trial_is_pruned_in_optuna_with_its_running_values():
     search.on_trial_result("done", {"dev_mean": 0.5, "training_iteration": 1})
     search.on_trial_complete("done", {"dev_mean": 0.6, "complete": True, "training_iteration": 2})
     search.on_trial_result("stopped", {"dev_mean": 0.2, "training_iteration": 1})
-    search.on_trial_complete("stopped", {"dev_mean": 0.1, "complete": False, "training_iteration": 2})
+    assert search._ot_study.get_trials()[1].intermediate_values == {}  # no storage write per chunk
+    search.on_trial_complete("stopped", {"dev_mean": 0.2, "complete": False, "training_iteration": 1})
     trials = search._ot_study.get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
     # Optuna keeps a pruned trial's last running value, which samplers rank below complete trials

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from soup_search.cli.bench import demo, gpu, lineage, merge, methods, scoring, search, service  # noqa: F401  (each adds its command)
+from soup_search.cli.bench import demo, gpu, lineage, merge, methods, scoring, search, service, startup  # noqa: F401  (each adds its command)
 from soup_search.cli.bench.app import bench_app
 
 
