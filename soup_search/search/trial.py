@@ -193,7 +193,7 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
         wait_s = time.perf_counter() - t_wait
         ray.wait(refs, num_returns=len(refs))
         merge_s = time.perf_counter() - t0
-        load_id = uuid.uuid4().hex
+        load_id, reports = uuid.uuid4().hex, 0
         for chunk in range(ctx.chunks):
             # the best complete value logged so far comes back while the chunk is scored
             best = ctx.store.best_complete.remote(ctx.stage) if chunk < ctx.chunks - 1 else None
@@ -209,13 +209,15 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
             if not clearly_worse(upper, ray.get(best)):
                 continue
             value = objective_value(ctx.spec, so_far.per_category)
-            progress = _progress(merge_s, wait_s, so_far, len(parts))
+            reports += 1
+            progress = _progress(merge_s, wait_s, so_far, len(parts)) | {"reports": reports}
             timings = {**progress, "trial_s": time.perf_counter() - t0, "pid": os.getpid(), "started": started}
             # if Tune's scheduler stops the trial here (pruned), the driver logs it from this report
             tune.report(_report(value, upper, timings, complete=False) | {"partial": _partial(so_far)})
     result = join_chunks(parts)
     value = objective_value(ctx.spec, result.per_category)
-    timings = log(result, value, _progress(merge_s, wait_s, result, len(parts)), remember=keys)
+    timings = log(result, value, _progress(merge_s, wait_s, result, len(parts)) | {"reports": reports},
+                  remember=keys)
     tune.report(_report(value, value, timings, complete=True))
 
 

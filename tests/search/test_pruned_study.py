@@ -65,6 +65,9 @@ def test_a_clearly_bad_soup_is_stopped_early_and_the_best_never(tiny_zoo, ray_se
         # is stopped after its first chunk
         assert not random_alone["timings"]["pruned"] and not trained_alone["timings"]["pruned"]
         assert mostly_random["timings"]["pruned"] and mostly_random["timings"]["chunks_scored"] == 1
+        # a chunk goes to Tune only when the scheduler could stop the trial: none of the first (no
+        # complete trial yet) nor of the best, the one chunk of the clearly bad mix
+        assert [r["timings"]["reports"] for r in (random_alone, trained_alone, mostly_random)] == [0, 0, 1]
         assert mostly_random["timings"]["examples_scored"] == sum(mostly_random["counts"].values()) == full // CHUNKS
         assert trained_alone["value"] > max(random_alone["value"], mostly_random["value"]) + 0.2
         TS = optuna.trial.TrialState
