@@ -42,3 +42,12 @@ def test_bench_startup_times_two_runs_each_on_a_fresh_ray(tiny_zoo, tmp_path):
     # the first run's process start comes before its Ray start: imports are not start-up, but shown
     assert figures["process_to_first_trial"] > runs[0]["startup"]
     assert figures["mean"]["startup"]["ci_low"] <= figures["mean"]["startup"]["mean"] <= figures["mean"]["startup"]["ci_high"]
+
+
+def test_bench_startup_refuses_a_missing_config_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "soup_search", "bench", "startup", "--config",
+                           str(tmp_path / "missing.yaml"), "--json", str(tmp_path / "out.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "missing.yaml" in proc.stderr
+    assert not (tmp_path / "out.json").exists()
