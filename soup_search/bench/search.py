@@ -122,6 +122,7 @@ class SearchBench:
     overhead_fraction: float
     #: trial wall − scoring (the wait included)
     unscored_fraction: float
+    #: the lookup and merge time that the wait for a free scorer did not hide
     merge_s_mean: float
     notes: list[str] = field(default_factory=list)
 
