@@ -292,7 +292,3 @@ def _report(value: float, upper: float, timings: dict, complete: bool, cached: b
     its optimistic full value (``dev_upper``, for the pruner) and whether it is the full dev score."""
     return {"dev_mean": value, "dev_upper": upper, "complete": complete, "cached": cached,
             **{f"t_{k}": v for k, v in timings.items()}}
-if os.environ.get("SS_TRACE"):  # TEMP
-    import psutil
-    with open(os.environ["SS_TRACE"], "a") as _fh:
-        _fh.write(f"trial-import pid={os.getpid()} proc_start={psutil.Process().create_time():.3f} imported={time.time():.3f}\n")
