@@ -6,7 +6,7 @@ arrive as the shard group's per-shard ``{name: array}`` dicts and are loaded zer
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from soup_search.errors import SoupSearchError
 from soup_search.io import remote
 from soup_search.io.checkpoint import CONFIG_FILE, TOKENIZER_FILES
 from soup_search.io.dtypes import array_to_torch
-from soup_search.scoring.chunks import chunk_examples
+from soup_search.scoring.chunks import ChunkStop, chunk_examples
 from soup_search.scoring.hf import HFScorer
 from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult, Scorer, WeightsNotLoaded
 from soup_search.scoring.vllm import VLLMScorer
@@ -98,6 +98,28 @@ class ScorerWorker:
             raise WeightsNotLoaded(f"scorer holds weights {self.loaded!r}, not {load_id!r}; load them again")
         objective = self.objective(spec)
         return self.scorer.score_examples(objective, chunk_examples(objective.examples(split), chunk, chunks))
+
+    def score_chunks(self, spec: ObjectiveSpec, split: str, chunks: int, load_id: str,
+                     earlier: Sequence[ScoreResult], stop: ChunkStop | None,
+                     *parts: Mapping[str, np.ndarray]) -> list[ScoreResult]:
+        """Score the chunks after the ``earlier`` ones, in order, on the weights loaded as
+        ``load_id`` (given ``parts``, loaded first, as in :meth:`score_chunk`); returns the new
+        chunks' results. Before each chunk but the last ``stop`` is asked, and after it, given every
+        chunk so far, it may end the call early. One call, not one per chunk: the scorer never
+        idles between chunks waiting for the trial."""
+        if parts:
+            self.load_parts(load_id, *parts)
+        if self.loaded != load_id:
+            raise WeightsNotLoaded(f"scorer holds weights {self.loaded!r}, not {load_id!r}; load them again")
+        objective = self.objective(spec)
+        examples = objective.examples(split)
+        new: list[ScoreResult] = []
+        for chunk in range(len(earlier), chunks):
+            asked = stop.ask() if stop is not None and chunk < chunks - 1 else None
+            new.append(self.scorer.score_examples(objective, chunk_examples(examples, chunk, chunks)))
+            if asked is not None and stop.says_stop([*earlier, *new], asked):
+                break
+        return new
 
     def stats(self) -> dict:
         return {"calls": self.calls}

@@ -26,14 +26,14 @@ import ray
 from ray import tune
 
 from soup_search.engine.cluster import Needs, wait_or_refuse
-from soup_search.engine.free_list import borrowed_scorer
+from soup_search.engine.free_list import ScorerLoan
 from soup_search.engine.shard_group import ShardGroup
 from soup_search.merge import MergeRecipe
 from soup_search.objectives.base import weighted_mean
 from soup_search.scoring.chunks import join_chunks, running_result
 from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult, WeightsNotLoaded
 from soup_search.search.baselines import Space
-from soup_search.search.pruning import clearly_worse, optimistic_score
+from soup_search.search.chunk_stop import StopWhenClearlyWorse, upper_score
 from soup_search.search.space import MODULE_FILTERS, SearchSpace
 
 if TYPE_CHECKING:  # a trial process never imports the session (nor the scorers' libraries)
@@ -129,9 +129,11 @@ def evaluate_recipe(recipe: MergeRecipe, ctx: TrialContext, split: str = "dev",
     refs = ctx.shards.merge(recipe)
     wait_or_refuse(refs, ctx.needs)
     t_merged = time.perf_counter()
-    with borrowed_scorer(ctx.free_scorers) as scorer:  # refs as arguments: read zero-copy by the scorer
+    loan = ScorerLoan(ctx.free_scorers)
+    with loan as scorer:  # refs as arguments: read zero-copy by the scorer
         result = wait_or_refuse(scorer.score_parts.remote(ctx.spec, split, held_out, *refs), ctx.needs)
     ray.get(ctx.store.remember.remote(*keys, result))
+    loan.settle()
     wall = time.perf_counter() - t0
     return result, {"wall_s": wall, "merge_s": t_merged - t0, "scoring_s": result.seconds}, False
 
@@ -168,8 +170,10 @@ def _block_if_asked(ctx: TrialContext) -> None:
 def soup_trial(config: dict, ctx: TrialContext) -> None:
     """The Ray Tune trainable: params → recipe → merge once → score dev chunk by chunk → log → report.
 
-    Each chunk's running objective goes to Tune, whose scheduler may stop the trial there (pruned);
-    only a trial that scored every chunk is stored in the score cache, as the full dev result.
+    The scorer scores the chunks in one call and hands them back early only where the trial is
+    clearly worse than the best complete one logged (:mod:`~soup_search.search.chunk_stop`); the
+    trial then reports the running objective to Tune, whose scheduler may stop it there (pruned).
+    Only a trial that scored every chunk is stored in the score cache, as the full dev result.
     """
     _block_if_asked(ctx)
     t0, started = time.perf_counter(), time.time()
@@ -186,53 +190,48 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
         timings = log(hit, value, {"scoring_s": 0.0, "examples_scored": 0, "chunks_scored": 0}, cached=True)
         tune.report(_report(value, value, timings, complete=True, cached=True))
         return
-    parts: list[ScoreResult] = []
     t_wait = time.perf_counter()
-    with borrowed_scorer(ctx.free_scorers) as scorer, _forget_on_failure(ctx.shards, recipe):
-        # ... and so do the merge and the wait for a free scorer (queueing: every scorer was busy)
-        wait_s = time.perf_counter() - t_wait
+    loan = ScorerLoan(ctx.free_scorers)  # merging meanwhile; waits only while every scorer is busy
+    wait_s = time.perf_counter() - t_wait
+    with loan as scorer, _forget_on_failure(ctx.shards, recipe):
         ray.wait(refs, num_returns=len(refs))
         merge_s = time.perf_counter() - t0
-        load_id, reports = uuid.uuid4().hex, 0
-        for chunk in range(ctx.chunks):
-            # the best complete value logged so far comes back while the chunk is scored
-            best = ctx.store.best_complete.remote(ctx.stage) if chunk < ctx.chunks - 1 else None
-            parts.append(_score_chunk(scorer, ctx, refs, load_id, chunk))
+        load_id, reports, parts = uuid.uuid4().hex, 0, []
+        stop = StopWhenClearlyWorse(ctx.store, ctx.stage, ctx.chunks, ctx.spec.category_weights)
+        while True:
+            parts += _score_chunks(scorer, ctx, refs, load_id, parts, stop)
             if len(parts) == ctx.chunks:
-                break  # the last chunk: the scorer goes back before the report
+                break  # the scorer goes back before the report
+            # the scorer stopped early: the trial is clearly worse than the best complete trial
+            # logged, so Tune's scheduler may stop it here (pruned: the driver logs it from this report)
             so_far = running_result(parts)
-            upper = optimistic_score(so_far.per_category, so_far.counts, len(parts) / ctx.chunks,
-                                     ctx.spec.category_weights)
-            # Tune's scheduler knows at most the complete trials logged so far (a trial logs before
-            # it reports), so it could stop this one only if it is clearly worse than their best:
-            # otherwise the report (a round trip through the driver) is left out
-            if not clearly_worse(upper, ray.get(best)):
-                continue
-            value = objective_value(ctx.spec, so_far.per_category)
             reports += 1
             progress = _progress(merge_s, wait_s, so_far, len(parts)) | {"reports": reports}
             timings = {**progress, "trial_s": time.perf_counter() - t0, "pid": os.getpid(), "started": started}
-            # if Tune's scheduler stops the trial here (pruned), the driver logs it from this report
-            tune.report(_report(value, upper, timings, complete=False) | {"partial": _partial(so_far)})
+            tune.report(_report(objective_value(ctx.spec, so_far.per_category),
+                                upper_score(parts, ctx.chunks, ctx.spec.category_weights), timings,
+                                complete=False) | {"partial": _partial(so_far)})
     result = join_chunks(parts)
     value = objective_value(ctx.spec, result.per_category)
     timings = log(result, value, _progress(merge_s, wait_s, result, len(parts)) | {"reports": reports},
                   remember=keys)
+    loan.settle()
     tune.report(_report(value, value, timings, complete=True))
 
 
-#: times a chunk is asked again of a scorer that lost the trial's weights (it was restarted)
+#: times the chunks are asked again of a scorer that lost the trial's weights (it was restarted)
 RELOADS = 3
 
 
-def _score_chunk(scorer, ctx: TrialContext, refs: list, load_id: str, chunk: int) -> ScoreResult:
-    """Chunk ``chunk`` of the dev split scored on the weights loaded as ``load_id`` (the first chunk
-    loads them, in the same call); a scorer restarted meanwhile (its node was lost) gets the
-    weights again first, instead of scoring its template's."""
-    load = refs if chunk == 0 else ()
+def _score_chunks(scorer, ctx: TrialContext, refs: list, load_id: str, earlier: list[ScoreResult],
+                  stop: StopWhenClearlyWorse) -> list[ScoreResult]:
+    """The dev split's chunks after ``earlier``, scored on the weights loaded as ``load_id`` until
+    ``stop`` says so (the first call loads them, in the same call); a scorer restarted meanwhile
+    (its node was lost) gets the weights again first, instead of scoring its template's."""
+    load = () if earlier else refs
     for attempt in range(RELOADS + 1):
         try:
-            return ray.get(scorer.score_chunk.remote(ctx.spec, "dev", chunk, ctx.chunks, load_id, *load))
+            return ray.get(scorer.score_chunks.remote(ctx.spec, "dev", ctx.chunks, load_id, earlier, stop, *load))
         except WeightsNotLoaded:
             if attempt == RELOADS:
                 raise
