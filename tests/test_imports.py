@@ -137,3 +137,13 @@ def test_merge_command_loads_no_ray_optuna_transformers_pandas_or_matplotlib(tmp
     assert (tmp_path / "out" / "model.safetensors").is_file()
     loaded = done.stdout.strip().splitlines()[-1]
     assert loaded == "LOADED:", f"soup-search merge imported {loaded.removeprefix('LOADED:').strip()}"
+
+
+def test_a_trial_process_imports_neither_torch_nor_transformers():
+    """A search trial validates recipes and hands refs around; only the actors compute on tensors.
+    (Importing torch cost each of a run's trial processes 1.4 s of its start.)"""
+    code = ("import sys\nimport soup_search.search.trial\n"
+            "print('LOADED:', *sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'safetensors'}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "LOADED:", done.stdout

@@ -10,7 +10,6 @@ the recipe fingerprint hands back the same refs for a recipe merged again.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from soup_search.candidates import CandidateSet, load_candidates
 from soup_search.engine.shard import Shard, partition_by_bytes
+from soup_search.engine.shard_merges import ShardMerges
 from soup_search.errors import MergeError
 from soup_search.io.checkpoint import TOKENIZER_FILES, write_checkpoint
 from soup_search.io.dtypes import array_to_torch, torch_dtype
@@ -107,8 +107,8 @@ class ShardGroup:
                      cache_dir=str(self.candidates.cache_dir) if self.candidates.cache_dir else None)
             for i, part in enumerate(self.parts)
         ]
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, list] = OrderedDict()
+        #: what a trial holds: the actors, to merge on (torch-free, see :mod:`~soup_search.engine.shard_merges`)
+        self.merges = ShardMerges(self.actors, self.candidates.names, cache_size)
         try:
             ray.get([a.ready.remote() for a in self.actors], timeout=timeout_s)
         except Exception:
@@ -117,24 +117,8 @@ class ShardGroup:
 
     # ---------------------------------------------------------------- merging
     def merge(self, recipe, cache: bool = True) -> list:
-        """One ObjectRef per shard, each resolving to ``{name: ndarray}``; merged in parallel.
-
-        A recipe whose fingerprint is in the LRU is not merged again: the same refs come back.
-        """
-        unknown = [k for k in recipe.model_keys if k not in self.candidates.names]
-        if unknown:
-            raise MergeError(f"recipe uses models {unknown} that are not in the candidate set "
-                             f"{list(self.candidates.names)}; use candidate names as model keys")
-        key = recipe.fingerprint() if cache and self.cache_size > 0 else None
-        if key is not None and key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        refs = [a.merge.remote(recipe) for a in self.actors]
-        if key is not None:
-            self._cache[key] = refs
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return refs
+        """One ObjectRef per shard, each resolving to ``{name: ndarray}`` (see :class:`ShardMerges`)."""
+        return self.merges.merge(recipe, cache=cache)
 
     def merged_state_dict(self, recipe, cache: bool = True) -> dict:
         """The merged weights as ``{name: torch.Tensor}`` (zero-copy views of the object store)."""
@@ -187,11 +171,12 @@ class ShardGroup:
 
     def forget(self, recipe) -> None:
         """Drop ``recipe`` from the cache (e.g. after its refs failed)."""
-        self._cache.pop(recipe.fingerprint(), None)
+        self.merges.forget(recipe)
 
     def close(self) -> None:
         """Kill the actors and remove the placement group (idempotent)."""
-        self._cache.clear()
+        if hasattr(self, "merges"):
+            self.merges.clear()
         for a in getattr(self, "actors", []):
             ray.kill(a, no_restart=True)
         self.actors = []
@@ -202,7 +187,7 @@ class ShardGroup:
     def __getstate__(self) -> dict:
         """A trial process gets the actors and candidates, with an empty recipe cache of its own;
         only the process that built the group may close it."""
-        return {**self.__dict__, "_cache": OrderedDict(), "_pg": None, "_remove_pg": None}
+        return {**self.__dict__, "_pg": None, "_remove_pg": None}
 
     def __enter__(self) -> ShardGroup:
         return self

@@ -10,13 +10,15 @@ semantics and defaults as mergekit 0.1.5), ``tsv`` and ``wudi`` (as FusionBench 
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import torch
+from typing import TYPE_CHECKING
 
 from soup_search.merge.method import MergeMethod
 from soup_search.merge.plan import MergePlan
 from soup_search.merge.recipe import MergeRecipe, ModelEntry
 from soup_search.merge.registry import METHODS, get_method
+
+if TYPE_CHECKING:  # torch is imported where tensors are computed (a trial process never loads it)
+    import torch
 
 __all__ = [
     "METHODS", "MergeMethod", "MergePlan", "MergeRecipe", "ModelEntry", "get_method", "merge_tensor",
@@ -38,6 +40,7 @@ def merge_tensor(recipe: MergeRecipe, name: str, tensors: Mapping[str, torch.Ten
 
 def output_dtype(recipe: MergeRecipe, input_dtype: torch.dtype) -> torch.dtype:
     """The dtype to write: the recipe's ``out_dtype``, else ``dtype``, else ``input_dtype``."""
+    import torch
     name = recipe.out_dtype or recipe.dtype
     return getattr(torch, name) if name else input_dtype
 

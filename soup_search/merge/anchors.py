@@ -32,7 +32,6 @@ from torch.func import functional_call
 from soup_search.errors import MergeError
 
 GAUSSIAN_SIGMA = 0.01  # the paper's sigma for Gaussian anchors (Sec. 2.4, App. C.3)
-INITS = ("weight_rows", "gaussian")
 
 Params = dict[str, torch.Tensor]  # a part's parameters by local name
 

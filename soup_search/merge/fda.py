@@ -45,16 +45,17 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from soup_search.errors import MergeError
-from soup_search.merge.anchors import (
-    INITS, Targets, construct_anchors, fit_part, initial_anchors, model_parts,
-)
 from soup_search.merge.method import MergeMethod
 from soup_search.merge.params import ParamSpec
 
+if TYPE_CHECKING:  # torch is imported where tensors are computed (a trial process never loads it)
+    import torch
+
+#: how the anchors start (:func:`soup_search.merge.anchors.initial_anchors`)
+INITS = ("weight_rows", "gaussian")
 # name -> (smallest value, whether it must be whole), for the numeric global parameters
 _NUMBERS = {"anchors": (1, True), "tokens": (1, True), "anchor_steps": (0, True), "anchor_lr": (0, False),
             "fit_steps": (0, True), "fit_lr": (0, False), "seed": (0, True)}
@@ -86,6 +87,10 @@ def fda_merge(base, experts: list[tuple[torch.nn.Module, float]], settings: FDAS
     """The merged float32 state dict of ``base`` (a Llama-style causal LM) and ``(expert, weight)``
     pairs; an expert of weight 0 is left out, and the input embeddings get the weighted mean of the
     task vectors."""
+    import torch
+
+    from soup_search.merge.anchors import Targets, construct_anchors, fit_part, initial_anchors, model_parts
+
     base_state = {k: v.detach().float() for k, v in base.state_dict().items()}
     states = [({k: v.detach().float() for k, v in m.state_dict().items()}, w) for m, w in experts if w > 0]
     total = sum(w for _, w in states)
@@ -147,6 +152,7 @@ class FDAMerge(MergeMethod):
 
     def merge_checkpoints(self, recipe, paths: Mapping[str, Path]) -> dict[str, torch.Tensor]:
         """The merged float32 state dict of the recipe's checkpoints (model key -> directory)."""
+        import torch
         from transformers import AutoModelForCausalLM  # a heavy import, for this method only
         from transformers.utils import logging as hf_logging
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from soup_search.merge.params import ParamSpec, TensorParams
+
+if TYPE_CHECKING:  # torch is imported where tensors are computed (a trial process never loads it)
+    import torch
 
 ZERO_SUM = 1e-8  # mergekit's threshold for a zero weight sum (generalized_task_arithmetic.py)
 
@@ -82,6 +83,7 @@ def weighted_sum(tensors: Sequence[torch.Tensor], coeffs: Sequence[float],
     Zero coefficients are skipped (that model's tensor is not touched), so a zero weight in
     a soup costs nothing.
     """
+    import torch
     terms = [(t, c) for t, c in zip(tensors, coeffs) if c != 0]
     if base is not None and base_coeff != 0:
         terms.append((base, base_coeff))

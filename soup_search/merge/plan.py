@@ -10,12 +10,13 @@ regex work. "Plan" is this per-recipe object; what a method prepares per tensor 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from soup_search.errors import MergeError
 from soup_search.merge.params import TensorParams, layer_t, resolve
+
+if TYPE_CHECKING:  # torch is imported where tensors are computed (a trial process never loads it)
+    import torch
 
 
 class MergePlan:

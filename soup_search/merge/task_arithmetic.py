@@ -26,8 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import torch
-
 from soup_search.errors import MergeError
 from soup_search.merge.method import ZERO_SUM, MergeMethod, weighted_sum
 from soup_search.merge.params import ParamSpec, TensorParams
@@ -94,6 +92,7 @@ class GeneralizedTaskArithmetic(MergeMethod):
         return prepared.coeffs, prepared.base_coeff
 
     def merge(self, prepared: GTAPrepared, tensors, base):
+        import torch
         if not tensors:
             return base.to(torch.float32, copy=True)
         if self._is_linear:

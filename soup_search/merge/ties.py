@@ -22,8 +22,6 @@ neither is stable). Deviation: a zero weight sum with ``normalize: true`` is ref
 
 from __future__ import annotations
 
-import torch
-
 from soup_search.merge.task_arithmetic import GeneralizedTaskArithmetic
 
 RESCALE_EPS = 1e-7
@@ -31,6 +29,7 @@ RESCALE_EPS = 1e-7
 
 def magnitude(delta, density: float, rescale: bool = False):
     """Keep the ``density`` fraction of ``delta`` with the largest magnitude, zero the rest."""
+    import torch
     if density >= 1:
         return delta
     numel = delta.numel()

@@ -33,13 +33,15 @@ the recipe as is, with a comment, for ``soup-search merge``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from soup_search.errors import MergeError
 from soup_search.merge.method import MergeMethod
 from soup_search.merge.params import ParamSpec, TensorParams
 from soup_search.merge.task_vectors import merge_task_vectors
+
+if TYPE_CHECKING:  # torch is imported where tensors are computed (a trial process never loads it)
+    import torch
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,14 @@ class TSVPrepared:
 def orthonormalise(a: torch.Tensor) -> torch.Tensor:
     """The nearest matrix to ``a`` with orthonormal columns (rows when ``a`` is wide): ``P Q^T``
     for ``a = P Σ Q^T`` (orthogonal Procrustes)."""
+    import torch
     p, _, qh = torch.linalg.svd(a, full_matrices=False)
     return p @ qh
 
 
 def tsv_matrix(taus: list[torch.Tensor], k: int) -> torch.Tensor:
     """TSV-Merge of 2-D task vectors: top ``k`` components of each, decorrelated, summed."""
+    import torch
     us, ss, vhs = [], [], []
     for tau in taus:
         if k == 0 or not bool(tau.any()):

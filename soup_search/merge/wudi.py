@@ -40,13 +40,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from soup_search.errors import MergeError
 from soup_search.merge.method import MergeMethod
 from soup_search.merge.params import ParamSpec, TensorParams
 from soup_search.merge.task_vectors import merge_task_vectors
+
+if TYPE_CHECKING:  # torch is imported where tensors are computed (a trial process never loads it)
+    import torch
 
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which the paper's code and FusionBench use
 ADAM_EPS = 1e-8
@@ -72,6 +74,7 @@ def wudi_matrix(taus: list[torch.Tensor], steps: int, lr: float) -> torch.Tensor
     size, so float32 rounding noise in a gradient that is zero in exact arithmetic (task vectors
     that do not interfere) would move that entry by ``lr`` per step.
     """
+    import torch
     merged = torch.stack(taus).sum(dim=0)
     taus = [t.double() for t in taus if bool(t.any())]
     if not taus or steps == 0:

@@ -27,7 +27,7 @@ from ray import tune
 
 from soup_search.engine.cluster import Needs, wait_or_refuse
 from soup_search.engine.free_list import ScorerLoan
-from soup_search.engine.shard_group import ShardGroup
+from soup_search.engine.shard_merges import ShardMerges
 from soup_search.merge import MergeRecipe
 from soup_search.objectives.base import weighted_mean
 from soup_search.scoring.chunks import join_chunks, running_result
@@ -47,7 +47,7 @@ class TrialContext:
     space: Space | None
     spec: ObjectiveSpec
     candidate_fps: Mapping[str, str]
-    shards: ShardGroup
+    shards: ShardMerges  # the shard actors, to merge on
     free_scorers: object  # a ray.util.queue.Queue of scorer actors
     store: object  # RunStore actor handle
     stage: str = "search"
@@ -60,7 +60,7 @@ class TrialContext:
     def of(cls, session: Session, space: Space | None = None, stage: str = "search",
            chunks: int = 1) -> TrialContext:
         return cls(space=space, spec=session.spec, candidate_fps=dict(session.candidate_fps),
-                   shards=session.shards, free_scorers=session.scorers.free, store=session.store, stage=stage,
+                   shards=session.shards.merges, free_scorers=session.scorers.free, store=session.store, stage=stage,
                    chunks=chunks, needs=session.needs)
 
 
@@ -240,7 +240,7 @@ def _score_chunks(scorer, ctx: TrialContext, refs: list, load_id: str, earlier: 
 
 
 @contextlib.contextmanager
-def _forget_on_failure(shards: ShardGroup, recipe: MergeRecipe):
+def _forget_on_failure(shards: ShardMerges, recipe: MergeRecipe):
     """A trial that fails on its merged weights (lost with a node) does not leave their refs in the
     shard group's cache for its retry."""
     try:
