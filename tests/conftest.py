@@ -45,8 +45,8 @@ def ray_session():
 
     from soup_search.engine.cluster import TRIAL_SLOT
 
-    if not ray.is_initialized():  # as start_ray starts it: trial slots for 2 scorers + 1 waiting
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, resources={TRIAL_SLOT: 3},
+    if not ray.is_initialized():  # as start_ray starts it: a trial slot per scorer
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, resources={TRIAL_SLOT: 2},
                  runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     yield ray
     ray.shutdown()

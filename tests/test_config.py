@@ -157,7 +157,7 @@ def test_every_problem_knowable_from_the_config_is_found_before_ray(tmp_path):
     assert any("'objective': 'jsonl' has 1 category ('math'); SoCE needs at least 2" in p for p in problems)
     assert any("'analysis.categories' names 1; SoCE needs at least 2" in p for p in problems)
     assert any("'search.min_weight' 0.5 leaves no room" in p and "below 0.5" in p for p in problems)
-    assert any("'resources.num_cpus' 1 is too few" in p and "need 1.53 CPUs" in p for p in problems)
+    assert any("'resources.num_cpus' 1 is too few" in p and "need 1.52 CPUs" in p for p in problems)
     ok = {**bad, "objective": {"name": "toy"}, "analysis": {}, "search": {"min_weight": 0.45},
           "resources": {**bad["resources"], "num_cpus": 2}}
     assert parse_config(ok, root=tmp_path).search.min_weight == 0.45

@@ -141,8 +141,9 @@ def test_merge_command_loads_no_ray_optuna_transformers_pandas_or_matplotlib(tmp
 
 def test_a_trial_process_imports_neither_torch_nor_transformers():
     """A search trial validates recipes and hands refs around; only the actors compute on tensors.
-    (Importing torch cost each of a run's trial processes 1.4 s of its start.)"""
-    code = ("import sys\nimport soup_search.search.trial\n"
+    A process that receives an actor handle imports the module of the actor's class, so those
+    modules are light too. (Importing torch cost each of a run's trial processes 1.4 s of its start.)"""
+    code = ("import sys\nimport soup_search.search.trial, soup_search.engine.shard_actor, soup_search.engine.scorer_actors\n"
             "print('LOADED:', *sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'safetensors'}))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -152,8 +152,8 @@ class ResourcesConfig(_Frozen):
     vllm: VLLMConfig = Field(default_factory=VLLMConfig)
 
     def cpus_needed(self) -> float:
-        """Logical CPUs the actors and the concurrent trials (one per scorer, plus one waiting) reserve."""
-        return self.shards * self.shard_cpus + self.scorers * self.scorer_cpus + (self.scorers + 1) * TRIAL_CPUS
+        """Logical CPUs the actors and the concurrent trials (one per scorer) reserve."""
+        return self.shards * self.shard_cpus + self.scorers * (self.scorer_cpus + TRIAL_CPUS)
 
 
 class LineageConfig(_Frozen):

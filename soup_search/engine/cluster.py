@@ -29,7 +29,7 @@ TRIAL_SLOT = "soup_search_trial"
 
 
 def cpus_needed(cfg: RunConfig) -> float:
-    """Logical CPUs the actors and the concurrent trials (one per scorer, plus one waiting) reserve."""
+    """Logical CPUs the actors and the concurrent trials (one per scorer) reserve."""
     return cfg.resources.cpus_needed()
 
 

@@ -1,9 +1,13 @@
 """Scorer actors: long-lived Ray actors that each hold one built model.
 
-:class:`~soup_search.scoring.worker.ScorerWorker` is the plain class; :class:`ScorerActors`
-wraps it with ``ray.remote`` at the edge, with fractional CPUs, a GPU where asked, and
-Ray's restart and retry settings so that a crashed scorer is rebuilt and its call retried.
-Trials share the actors through a free-list queue.
+:class:`~soup_search.scoring.worker.ScorerWorker` is the plain class; :class:`ScorerActorImpl`
+holds one inside an actor and :class:`ScorerActors` starts them at the edge, with fractional
+CPUs, a GPU where asked, and Ray's restart and retry settings so that a crashed scorer is
+rebuilt and its call retried. Trials share the actors through a free-list queue.
+
+Light on purpose: whoever receives a handle to an actor (a trial process, from the free list)
+imports the module of its class, so the scorer's libraries (torch, transformers) are imported
+inside the actor, when it starts.
 """
 
 from __future__ import annotations
@@ -13,11 +17,30 @@ from pathlib import Path
 import ray
 from ray.util.queue import Queue
 
-from soup_search.scoring.worker import ScorerWorker
 
+class ScorerActorImpl:
+    """A :class:`~soup_search.scoring.worker.ScorerWorker` in an actor, which can say where it runs."""
 
-class _ScorerActorImpl(ScorerWorker):
-    """The actor flavour of :class:`ScorerWorker`: it can say where it runs."""
+    def __init__(self, template: str, backend: str = "hf", batch_size: int = 256, threads: int | None = None,
+                 cache_dir: str | None = None, vllm: dict | None = None):
+        from soup_search.scoring.worker import ScorerWorker
+
+        self.worker = ScorerWorker(template, backend, batch_size, threads, cache_dir, vllm)
+
+    def score_parts(self, spec, split, held_out, *parts):
+        return self.worker.score_parts(spec, split, held_out, *parts)
+
+    def load_parts(self, load_id, *parts):
+        return self.worker.load_parts(load_id, *parts)
+
+    def score_chunk(self, spec, split, chunk, chunks, load_id, *parts):
+        return self.worker.score_chunk(spec, split, chunk, chunks, load_id, *parts)
+
+    def score_chunks(self, spec, split, chunks, load_id, earlier, stop, *parts):
+        return self.worker.score_chunks(spec, split, chunks, load_id, earlier, stop, *parts)
+
+    def stats(self) -> dict:
+        return self.worker.stats()
 
     def node_id(self) -> str:
         """The Ray node this actor runs on (it changes when a restart moves it)."""
@@ -38,7 +61,7 @@ class ScorerActors:
                  num_gpus: float = 0.0, batch_size: int = 256, max_restarts: int = 3, free_list_at=None,
                  cache_dir: str | Path | None = None, vllm: dict | None = None):
         threads = max(1, int(num_cpus)) if num_cpus else 1
-        actor_cls = ray.remote(_ScorerActorImpl).options(
+        actor_cls = ray.remote(ScorerActorImpl).options(
             num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts, max_task_retries=max_restarts,
         )
         cache = str(cache_dir) if cache_dir is not None else None
@@ -63,4 +86,3 @@ class ScorerActors:
 
     def __exit__(self, *exc) -> None:
         self.close()
-

@@ -44,7 +44,7 @@ class Session:
         self.spec = objective_spec(cfg)
         self.candidate_fps = candidates.fingerprints()
         start_ray(res.address, res.num_cpus or max(os.cpu_count() or 1, math.ceil(res.cpus_needed())),
-                  trial_slots=res.scorers + 1)
+                  trial_slots=res.scorers)
         remote = res.address is not None
         self.needs = plan_needs(res, ray.cluster_resources().get("GPU", 0.0))
         check_capacity(self.needs, remote)

@@ -14,52 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import ray
-import torch
 from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from soup_search.candidates import CandidateSet, load_candidates
-from soup_search.engine.shard import Shard, partition_by_bytes
+from soup_search.engine.shard import partition_by_bytes
+from soup_search.engine.shard_actor import ShardActor
 from soup_search.engine.shard_merges import ShardMerges
 from soup_search.errors import MergeError
 from soup_search.io.checkpoint import TOKENIZER_FILES, write_checkpoint
 from soup_search.io.dtypes import array_to_torch, torch_dtype
 from soup_search.merge import output_dtype
-
-#: actor restarts / task retries after a crash (the actor reloads its shard on restart)
-MAX_RESTARTS = 3
-
-
-class _ShardActorImpl(Shard):
-    """The actor flavour of :class:`Shard`: picks its device itself (one place) and reuses buffers."""
-
-    def __init__(self, candidates, tensor_names, use_gpu: bool = False, num_threads: int | None = None,
-                 memory: str = "resident", cache_dir: str | None = None):
-        super().__init__(candidates, tensor_names, device=pick_device(use_gpu), num_threads=num_threads,
-                         memory=memory, cache_dir=cache_dir)
-
-    def merge(self, recipe, reuse_buffers: bool = True):
-        # safe: Ray copies the returned arrays into the object store before the next call runs
-        return super().merge(recipe, reuse_buffers=reuse_buffers)
-
-    def ready(self) -> bool:
-        return True
-
-    def node_id(self) -> str:
-        """The Ray node this actor runs on (it changes when a restart moves it)."""
-        return ray.get_runtime_context().get_node_id()
-
-    def gpu_ids(self) -> list:
-        return ray.get_gpu_ids()
-
-
-def pick_device(use_gpu: bool) -> str:
-    """The one place a shard's device is chosen: the actor's (Ray-assigned) GPU, else the CPU."""
-    return "cuda:0" if use_gpu and torch.cuda.is_available() else "cpu"
-
-
-#: the Ray actor: a crashed actor is restarted (reloading its shard) and its call retried
-ShardActor = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)(_ShardActorImpl)
 
 
 class ShardGroup:

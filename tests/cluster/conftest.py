@@ -56,7 +56,7 @@ class MultiNode:
 
 @pytest.fixture(scope="module")
 def multi_node(tiny_zoo):
-    """A head with 1 CPU and two 1-CPU worker nodes (the tiny search needs 1.53 CPUs)."""
+    """A head with 1 CPU and two 1-CPU worker nodes (the tiny search needs 1.52 CPUs)."""
     cluster = MultiNode(head={"num_cpus": 1}, worker={"num_cpus": 1})
     cluster.ensure_workers(2)
     yield cluster

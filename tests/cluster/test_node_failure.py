@@ -52,7 +52,7 @@ def test_a_search_survives_losing_a_worker_node(multi_node, postgres, tmp_path):
 
 
 def test_a_cluster_too_small_stops_in_one_line_and_resumes(multi_node, tmp_path):
-    """Both workers die mid-search; the head alone cannot hold the actors (1 CPU for 1.53): the
+    """Both workers die mid-search; the head alone cannot hold the actors (1 CPU for 1.52): the
     run stops with one line naming what is missing, and --resume finishes it once a node is back."""
     multi_node.ensure_workers(2)
     cfg = cluster_config(tmp_path, "lose-all", multi_node.address, seed=302, n_trials=6)
@@ -65,7 +65,7 @@ def test_a_cluster_too_small_stops_in_one_line_and_resumes(multi_node, tmp_path)
     assert proc.returncode == 2, err[-3000:]
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in err
-    assert "need 1.53 CPUs but the cluster has 1" in lines[0] and "--resume" in lines[0]
+    assert "need 1.52 CPUs but the cluster has 1" in lines[0] and "--resume" in lines[0]
     print(f"FIGURE capacity stop: {lines[0]} (after {len(logged_recipes(state))} trials)")
     assert 2 <= len(logged_recipes(state)) < 6
 

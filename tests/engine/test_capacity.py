@@ -21,7 +21,7 @@ from soup_search.errors import ClusterError
 def test_gpus_go_to_the_scorers_first(gpus, scorers, shards, planned):
     needs = plan_needs(ResourcesConfig(scorers=scorers, shards=shards), gpus)
     assert (needs.gpus, needs.shard_gpus, needs.scorer_gpus) == planned
-    assert needs.cpus == pytest.approx(shards * 0.25 + scorers * 0.5 + (scorers + 1) * 0.01)
+    assert needs.cpus == pytest.approx(shards * 0.25 + scorers * 0.5 + scorers * 0.01)
 
 
 def test_no_gpus_are_planned_without_them_or_when_turned_off():

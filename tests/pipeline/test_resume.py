@@ -85,5 +85,5 @@ def test_too_small_a_cluster_is_refused_not_hung(tiny_zoo, ray_session, tmp_path
     cfg = load_config(write_config(tmp_path, "big", seed=108))
     cfg = cfg.model_copy(update={"resources": cfg.resources.model_copy(update={"scorer_cpus": 1.0})})
     assert cpus_needed(cfg) > ray_session.cluster_resources()["CPU"]
-    with pytest.raises(ConfigError, match="need 2.53 CPUs but the cluster has 2"):
+    with pytest.raises(ConfigError, match="need 2.52 CPUs but the cluster has 2"):
         Session(cfg, load_config_candidates(cfg, progress=False), tmp_path / "state")

@@ -122,9 +122,11 @@ def test_grid_sampler_is_the_paper_grid(tiny_zoo, ray_session, tmp_path, capsys)
     assert sorted(firsts) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     assert "grid_best" in [r["kind"] for r in results["comparison"]]
     # Tune hands a finished trial's actor to the next trial: 11 trials ran in at most
-    # 3 processes (2 scorers + 1 waiting), not one new worker process per trial
+    # 2 processes (one per scorer), not one new worker process per trial
     pids = {row["timings"]["pid"] for row in read_evaluations(out / STATE / "run.sqlite", "search")}
-    assert 1 <= len(pids) <= 3
-    # and Tune started about one actor per slot, not one per trial (11 without trial slots)
+    assert 1 <= len(pids) <= 2
+    # and Tune started about one actor per scorer, not one per trial (11 without trial slots). A
+    # trial whose actor is still starting takes a finished trial's instead (Tune removes its own),
+    # so a few more may start when trials are as short as these
     assert trial_actors_created() - before <= 5
     capsys.readouterr()
