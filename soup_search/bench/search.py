@@ -15,10 +15,11 @@ bench's shared score cache were not there, so the order of the studies changes n
 exception: a soup of one candidate alone (an expert, enqueued as a baseline) costs nothing, as
 in a run, where the score cache answers it: the profile scored every candidate on the whole dev
 split, and the grid needs that profile too (it picks the grid's experts). The per-trial overhead
-is a trial's wall time minus its scoring time and minus its wait for a free scorer, over the
-trials really scored: a trial waits only while every scorer is scoring (the search keeps one
-trial more than scorers ready), so the wait is queueing, not time a scorer lost; it is
-reported beside it, and so is the wall time minus scoring alone.
+is a trial's wall time minus its scoring time (the scorer's loop over the examples), over the
+trials really scored, with its parts: the wait for a scorer from the free list (a round trip:
+the search runs one trial per scorer, so a scorer is free unless a give-back is still on its
+way), the recipe, cache lookup and merge before it, and the rest (the scorer calls, the
+weights' load, the trial's own work).
 
 Scores go to a private cache in the bench folder, so earlier runs never make it look fast.
 """
@@ -115,14 +116,12 @@ class SearchBench:
     trials_scored: int
     trial_s_mean: float
     scoring_s_mean: float
-    #: waiting for a free scorer (queueing while every scorer is busy)
+    #: waiting for a scorer from the free list
     wait_s_mean: float
-    #: trial wall − scoring − waiting for a free scorer
+    #: trial wall − scoring
     overhead_s_mean: float
     overhead_fraction: float
-    #: trial wall − scoring (the wait included)
-    unscored_fraction: float
-    #: the lookup and merge time that the wait for a free scorer did not hide
+    #: the trial's start until it holds a scorer and merged weights, less the wait: recipe, cache lookup, merge
     merge_s_mean: float
     notes: list[str] = field(default_factory=list)
 
@@ -219,13 +218,12 @@ def run_search_bench(cfg: RunConfig, progress: Progress = SILENT, seeds: Sequenc
     trial_s = [r["timings"]["trial_s"] for r in scored]
     scoring_s = [r["timings"]["scoring_s"] for r in scored]
     wait_s = [r["timings"].get("wait_s", 0.0) for r in scored]
-    overhead = [t - s - w for t, s, w in zip(trial_s, scoring_s, wait_s)]
+    overhead = [t - s for t, s in zip(trial_s, scoring_s)]
     mean = statistics.fmean
     return SearchBench(
         pools=pools, rows=rows, seeds=list(seeds), concurrency=conc, chunks=chunks, trials_scored=len(scored),
         trial_s_mean=mean(trial_s), scoring_s_mean=mean(scoring_s), wait_s_mean=mean(wait_s),
         overhead_s_mean=mean(overhead), overhead_fraction=sum(overhead) / sum(trial_s),
-        unscored_fraction=(sum(trial_s) - sum(scoring_s)) / sum(trial_s),
         merge_s_mean=mean(r["timings"].get("merge_s", 0.0) - r["timings"].get("wait_s", 0.0) for r in scored),
     )
 
