@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from soup_search.analysis.paired import PairedDelta, example_bits, paired_delta
 from soup_search.analysis.soce import Analysis
 from soup_search.config import RunConfig
 from soup_search.engine.session import open_session
@@ -43,7 +44,7 @@ from soup_search.pipeline.run import profile_and_analyze
 from soup_search.search.baselines import baseline_points
 from soup_search.search.grid import simplex_grid
 from soup_search.search.space import SearchSpace
-from soup_search.search.trial import TrialContext
+from soup_search.search.trial import TrialContext, evaluate_recipe, trial_recipe
 from soup_search.search.tuner import run_study
 
 
@@ -57,6 +58,9 @@ class Pool:
     grid_points: int
     grid_best: float
     examples_per_trial: int
+    #: the grid's best soup against the uniform soup (the first soup a search scores), paired on dev:
+    #: how far the target stands above where every search starts, with its uncertainty
+    best_vs_uniform: PairedDelta | None = None
 
     @property
     def grid_examples(self) -> int:
@@ -151,6 +155,17 @@ def cost_to_reach(rows: Sequence[dict], target: float) -> tuple[int | None, int 
     return None, None
 
 
+def soups_compared(ctx: TrialContext, a: dict, b: dict) -> PairedDelta:
+    """Soup ``a`` against soup ``b`` (params of ``ctx.space``) on dev, example by example (each
+    scored once: the score cache answers what a trial scored; never logged as a trial)."""
+    a_result, _, _ = evaluate_recipe(trial_recipe(ctx.space, a), ctx)
+    b_result, _, _ = evaluate_recipe(trial_recipe(ctx.space, b), ctx)
+    categories = list(a_result.correct)
+    a_bits, labels = example_bits(a_result.correct, categories)
+    b_bits, _ = example_bits(b_result.correct, categories)
+    return paired_delta(a_bits, b_bits, labels, ctx.spec.category_weights)
+
+
 def pick_groups(analysis: Analysis, k: int) -> list[str]:
     """The k groups whose experts score best on their own group, distinct experts first."""
     ranked = sorted(analysis.experts, key=lambda g: (-analysis.expert_scores[g], g))
@@ -200,9 +215,12 @@ def run_search_bench(cfg: RunConfig, progress: Progress = SILENT, seeds: Sequenc
             space = pool_space(cfg, analysis, k, "stick")
             grid = [space.params_for(list(w)) for w in simplex_grid(k)]
             logged = study(space, f"grid-{k}", len(grid), "grid", 0, grid, prune=False)
+            best = max(logged, key=lambda r: r["value"])
             pool = Pool(experts=k, groups=list(space.groups), models=[analysis.experts[g] for g in space.groups],
-                        grid_points=len(grid), grid_best=max(r["value"] for r in logged),
-                        examples_per_trial=sum(logged[0]["counts"].values()))
+                        grid_points=len(grid), grid_best=best["value"],
+                        examples_per_trial=sum(logged[0]["counts"].values()),
+                        best_vs_uniform=soups_compared(TrialContext.of(session, space), best["params"],
+                                                       space.params_for([1.0 / k] * k)))
             pools.append(pool)
             for sampler in samplers:
                 for wmap in weights:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from soup_search.bench.search import MethodRow, cost_to_reach, first_reach
+from soup_search.engine.run_store import read_evaluations
 from tests.helpers import cli, write_config
 
 
@@ -46,12 +47,20 @@ def test_bench_search_prints_and_writes_figures(tiny_zoo, ray_session, tmp_path,
     cfg = write_config(tmp_path, "bench", seed=109)
     out = tmp_path / "bench.json"
     cli("bench", "search", "--config", str(cfg), "--experts", "2", "--samplers", "tpe,random", "--seeds", "1",
-        "--budget", "4", "--json", str(out))
+        "--budget", "4", "--json", str(out), "--keep", str(tmp_path / "kept"))
     printed = capsys.readouterr().out
     assert "to first reach the grid's best" in printed and "per-trial overhead" in printed
+    assert "the grid's best − the uniform soup" in printed
     figures = json.loads(out.read_text())
     pool = figures["pools"][0]
     assert pool["grid_points"] == 9 and len(pool["groups"]) == 2 and pool["grid_examples"] == 9 * pool["examples_per_trial"]
+    # the target against where every search starts, paired on the same dev examples: with 2 experts
+    # the uniform soup is a grid point, so the delta is the grid's best value minus its value
+    grid = read_evaluations(tmp_path / "kept" / "run.sqlite", "grid-2")
+    uniform = next(r["value"] for r in grid if sorted(r["weights"]["all"].values()) == [0.5, 0.5])
+    d = pool["best_vs_uniform"]
+    assert d["delta"] == pytest.approx(pool["grid_best"] - uniform) and d["n"] == pool["examples_per_trial"]
+    assert d["ci_low"] <= d["delta"] <= d["ci_high"] and 0 <= d["p_value"] <= 1
     assert [(r["sampler"], r["prune"]) for r in figures["rows"]] == [("tpe", True), ("tpe", False),
                                                                      ("random", True), ("random", False)]
     assert all(len(r["examples"]) == 1 for r in figures["rows"])

@@ -59,6 +59,11 @@ def search(
     for p in r.pools:
         console.print(f"{p.experts} experts ({', '.join(p.models)}): paper grid {p.grid_points} points, best dev "
                       f"{p.grid_best:.4f}, {p.grid_examples} dev examples ({p.examples_per_trial} per trial)")
+        d = p.best_vs_uniform
+        if d is not None:
+            console.print(f"  the grid's best − the uniform soup (every search's first soup), paired on dev: "
+                          f"{d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}], p = {d.p_value:.3f}"
+                          + ("" if d.significant else ": the target is within the noise of where the search starts"))
 
     def cell(n, k):
         return "never" if n is None else f"{n:g} ({n / pools[k].grid_examples:.0%})"
