@@ -21,7 +21,7 @@ Per soup (random Dirichlet weights; one warm-up soup first, not counted), driver
    on the shards' device, the copy to host and the object-store put);
 2. **push**: ``ScorerWorker.load_parts`` on the scorer actor: the object store into vLLM's weights
    (the adapter's check that every parameter was set and its prefix-cache reset included);
-3. **score**: ``ScorerWorker.score_chunk`` over the whole dev split of the toy objective (greedy,
+3. **score**: ``ScorerWorker.score_chunks`` in one chunk: the whole dev split of the toy objective (greedy,
    at most ``ToyObjective.max_new_tokens`` new tokens per example).
 
 ``cpu=True`` runs the same code with no GPU requested (shards merge on CPU, the scorer actor gets
@@ -260,7 +260,7 @@ def _one_soup(group, scorer, spec: ObjectiveSpec, recipe: MergeRecipe, load_id: 
     t1 = time.perf_counter()
     _get(scorer.load_parts.remote(load_id, *refs))
     t2 = time.perf_counter()
-    result = _get(scorer.score_chunk.remote(spec, "dev", 0, 1, load_id))
+    [result] = _get(scorer.score_chunks.remote(spec, "dev", 1, load_id))
     t3 = time.perf_counter()
     return {"merge": t1 - t0, "push": t2 - t1, "score": t3 - t2}, sum(result.counts.values())
 

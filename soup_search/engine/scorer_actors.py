@@ -33,10 +33,7 @@ class ScorerActorImpl:
     def load_parts(self, load_id, *parts):
         return self.worker.load_parts(load_id, *parts)
 
-    def score_chunk(self, spec, split, chunk, chunks, load_id, *parts):
-        return self.worker.score_chunk(spec, split, chunk, chunks, load_id, *parts)
-
-    def score_chunks(self, spec, split, chunks, load_id, earlier, stop, *parts):
+    def score_chunks(self, spec, split, chunks, load_id, earlier=(), stop=None, *parts):
         return self.worker.score_chunks(spec, split, chunks, load_id, earlier, stop, *parts)
 
     def stats(self) -> dict:

@@ -86,27 +86,16 @@ class ScorerWorker:
         self.loaded = load_id
         return n
 
-    def score_chunk(self, spec: ObjectiveSpec, split: str, chunk: int, chunks: int, load_id: str,
-                    *parts: Mapping[str, np.ndarray]) -> ScoreResult:
-        """Score the weights loaded as ``load_id`` on chunk ``chunk`` of ``chunks`` of a search split
-        (never held out); given ``parts``, load them as ``load_id`` first (:meth:`load_parts`, in the
-        same call). A scorer that holds other weights (a restarted actor holds the template's)
-        raises :class:`WeightsNotLoaded` instead of scoring them."""
-        if parts:
-            self.load_parts(load_id, *parts)
-        if self.loaded != load_id:
-            raise WeightsNotLoaded(f"scorer holds weights {self.loaded!r}, not {load_id!r}; load them again")
-        objective = self.objective(spec)
-        return self.scorer.score_examples(objective, chunk_examples(objective.examples(split), chunk, chunks))
-
     def score_chunks(self, spec: ObjectiveSpec, split: str, chunks: int, load_id: str,
-                     earlier: Sequence[ScoreResult], stop: ChunkStop | None,
+                     earlier: Sequence[ScoreResult] = (), stop: ChunkStop | None = None,
                      *parts: Mapping[str, np.ndarray]) -> list[ScoreResult]:
-        """Score the chunks after the ``earlier`` ones, in order, on the weights loaded as
-        ``load_id`` (given ``parts``, loaded first, as in :meth:`score_chunk`); returns the new
-        chunks' results. Before each chunk but the last ``stop`` is asked, and after it, given every
-        chunk so far, it may end the call early. One call, not one per chunk: the scorer never
-        idles between chunks waiting for the trial."""
+        """Score the chunks of ``chunks`` of a search split (never held out) after the ``earlier``
+        ones, in order, on the weights loaded as ``load_id``; given ``parts``, load them as
+        ``load_id`` first (:meth:`load_parts`, in the same call). Returns the new chunks' results.
+        Before each chunk but the last ``stop`` is asked, and after it, given every chunk so far, it
+        may end the call early: one call, not one per chunk, so the scorer never idles between
+        chunks waiting for the trial. A scorer that holds other weights (a restarted actor holds
+        the template's) raises :class:`WeightsNotLoaded` instead of scoring them."""
         if parts:
             self.load_parts(load_id, *parts)
         if self.loaded != load_id:

@@ -19,10 +19,9 @@ from soup_search.scoring.protocol import ScoreResult
 from soup_search.search.pruning import clearly_worse, optimistic_score
 
 
-def upper_score(parts: Sequence[ScoreResult], chunks: int, weights: Mapping[str, float] | None) -> float:
-    """The optimistic full dev score of a trial that scored ``parts`` of its ``chunks`` chunks."""
-    so_far = running_result(parts)
-    return optimistic_score(so_far.per_category, so_far.counts, len(parts) / chunks, weights)
+def upper_score(so_far: ScoreResult, fraction: float, weights: Mapping[str, float] | None) -> float:
+    """The optimistic full dev score of a trial whose chunks so far (``fraction`` of them) say ``so_far``."""
+    return optimistic_score(so_far.per_category, so_far.counts, fraction, weights)
 
 
 @dataclass(frozen=True)
@@ -39,4 +38,5 @@ class StopWhenClearlyWorse:
         return self.store.best_complete.remote(self.stage)
 
     def says_stop(self, parts: Sequence[ScoreResult], asked) -> bool:
-        return clearly_worse(upper_score(parts, self.chunks, self.weights), ray.get(asked))
+        upper = upper_score(running_result(parts), len(parts) / self.chunks, self.weights)
+        return clearly_worse(upper, ray.get(asked))

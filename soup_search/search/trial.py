@@ -209,7 +209,7 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
             progress = _progress(merge_s, wait_s, so_far, len(parts)) | {"reports": reports}
             timings = {**progress, "trial_s": time.perf_counter() - t0, "pid": os.getpid(), "started": started}
             tune.report(_report(objective_value(ctx.spec, so_far.per_category),
-                                upper_score(parts, ctx.chunks, ctx.spec.category_weights), timings,
+                                upper_score(so_far, len(parts) / ctx.chunks, ctx.spec.category_weights), timings,
                                 complete=False) | {"partial": _partial(so_far)})
     result = join_chunks(parts)
     value = objective_value(ctx.spec, result.per_category)
