@@ -87,6 +87,12 @@ class RunStore:
     def evaluations(self, stage: str | None = None) -> list[dict]:
         return read_evaluations(self.run_db, stage)
 
+    def before_trial(self, stage: str, weights_fp: str, objective_fp: str,
+                     split: str) -> tuple[ScoreResult | None, float | None]:
+        """What a trial of ``stage`` asks before it scores, in one call: its weights' cached result
+        (:meth:`lookup`) and its pruning bar (:meth:`best_complete`)."""
+        return self.lookup(weights_fp, objective_fp, split), self.best_complete(stage)
+
     def best_complete(self, stage: str) -> float | None:
         """The best value of a complete (not pruned) trial logged for ``stage``, or None."""
         if stage not in self._best:

@@ -10,7 +10,7 @@ scoring gives (token counts too).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from soup_search.objectives.base import Example
 from soup_search.scoring.protocol import ScoreResult
@@ -19,11 +19,8 @@ from soup_search.scoring.protocol import ScoreResult
 class ChunkStop(Protocol):
     """When a scorer scoring a split chunk by chunk hands the chunks back early (a pruning rule)."""
 
-    def ask(self) -> Any:
-        """Called before a chunk is scored: starts what :meth:`says_stop` needs (a round trip)."""
-
-    def says_stop(self, parts: Sequence[ScoreResult], asked: Any) -> bool:
-        """After a chunk, given every chunk's result so far and what :meth:`ask` returned: stop here."""
+    def says_stop(self, parts: Sequence[ScoreResult]) -> bool:
+        """After a chunk but the last, given every chunk's result so far: stop here."""
 
 
 def chunk_examples(examples: Sequence[Example], chunk: int, chunks: int) -> list[Example]:

@@ -92,10 +92,10 @@ class ScorerWorker:
         """Score the chunks of ``chunks`` of a search split (never held out) after the ``earlier``
         ones, in order, on the weights loaded as ``load_id``; given ``parts``, load them as
         ``load_id`` first (:meth:`load_parts`, in the same call). Returns the new chunks' results.
-        Before each chunk but the last ``stop`` is asked, and after it, given every chunk so far, it
-        may end the call early: one call, not one per chunk, so the scorer never idles between
-        chunks waiting for the trial. A scorer that holds other weights (a restarted actor holds
-        the template's) raises :class:`WeightsNotLoaded` instead of scoring them."""
+        After each chunk but the last, ``stop`` may end the call early, given every chunk so far:
+        one call, not one per chunk, so the scorer never idles between chunks waiting for the
+        trial. A scorer that holds other weights (a restarted actor holds the template's) raises
+        :class:`WeightsNotLoaded` instead of scoring them."""
         if parts:
             self.load_parts(load_id, *parts)
         if self.loaded != load_id:
@@ -104,9 +104,8 @@ class ScorerWorker:
         examples = objective.examples(split)
         new: list[ScoreResult] = []
         for chunk in range(len(earlier), chunks):
-            asked = stop.ask() if stop is not None and chunk < chunks - 1 else None
             new.append(self.scorer.score_examples(objective, chunk_examples(examples, chunk, chunks)))
-            if asked is not None and stop.says_stop([*earlier, *new], asked):
+            if stop is not None and chunk < chunks - 1 and stop.says_stop([*earlier, *new]):
                 break
         return new
 

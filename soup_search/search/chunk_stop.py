@@ -1,18 +1,21 @@
 """The pruning rule as a scorer applies it between two chunks of a trial's dev split.
 
 A trial reports a chunk to Tune only when Tune's scheduler could stop it there: when it is
-:func:`~soup_search.search.pruning.clearly_worse` than the best complete trial logged (every
-trial logs before it reports, so Tune never knows a better one). The scorer checks that itself,
-after each chunk, and hands the chunks back only then; the trial reports them. So a trial that is
-not clearly worse costs one scorer call, not one per chunk, and loses no chance to be pruned.
+:func:`~soup_search.search.pruning.clearly_worse` than the best complete trial logged. The
+scorer checks that itself, after each chunk, and hands the chunks back only then; the trial
+reports them. So a trial that is not clearly worse costs one scorer call, not one per chunk.
+
+The bar is the best complete value logged when the trial started (it comes with the trial's
+cache lookup, :meth:`~soup_search.engine.run_store.RunStore.before_trial`), so the scorer
+makes no round trip while it scores. Every trial logs before it reports, so Tune's scheduler
+learns each such value right after the store does; a trial handed back that the scheduler does
+not stop (it had not learnt the value yet) scores on from where it was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import ray
 
 from soup_search.scoring.chunks import running_result
 from soup_search.scoring.protocol import ScoreResult
@@ -26,17 +29,13 @@ def upper_score(so_far: ScoreResult, fraction: float, weights: Mapping[str, floa
 
 @dataclass(frozen=True)
 class StopWhenClearlyWorse:
-    """Stop after a chunk once the trial is clearly worse than the best complete trial of
-    ``stage`` in the run store (asked of the store while the chunk is scored)."""
+    """Stop after a chunk once the trial is clearly worse than ``best_complete``, the best complete
+    value logged when it started (None: no trial is complete yet, so never stop)."""
 
-    store: object  # RunStore actor handle
-    stage: str
+    best_complete: float | None
     chunks: int
     weights: Mapping[str, float] | None = None
 
-    def ask(self):
-        return self.store.best_complete.remote(self.stage)
-
-    def says_stop(self, parts: Sequence[ScoreResult], asked) -> bool:
+    def says_stop(self, parts: Sequence[ScoreResult]) -> bool:
         upper = upper_score(running_result(parts), len(parts) / self.chunks, self.weights)
-        return clearly_worse(upper, ray.get(asked))
+        return clearly_worse(upper, self.best_complete)

@@ -129,9 +129,8 @@ def evaluate_recipe(recipe: MergeRecipe, ctx: TrialContext, split: str = "dev",
     refs = ctx.shards.merge(recipe)
     wait_or_refuse(refs, ctx.needs)
     t_merged = time.perf_counter()
-    loan = ScorerLoan(ctx.free_scorers)
-    with loan as scorer:  # refs as arguments: read zero-copy by the scorer
-        result = wait_or_refuse(scorer.score_parts.remote(ctx.spec, split, held_out, *refs), ctx.needs)
+    with ScorerLoan(ctx.free_scorers) as loan:  # refs as arguments: read zero-copy by the scorer
+        result = wait_or_refuse(loan.scorer().score_parts.remote(ctx.spec, split, held_out, *refs), ctx.needs)
     ray.get(ctx.store.remember.remote(*keys, result))
     loan.settle()
     wall = time.perf_counter() - t0
@@ -178,45 +177,55 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     _block_if_asked(ctx)
     t0, started = time.perf_counter(), time.time()
     params = dict(config)
-    soup = ctx.space.soup(params)
-    recipe = trial_recipe(ctx.space, params)
-    keys = cache_keys(recipe, ctx, "dev")
+    with ScorerLoan(ctx.free_scorers) as loan:  # asked for now; waited for once the lookup misses
+        soup = ctx.space.soup(params)
+        recipe = trial_recipe(ctx.space, params)
+        keys = cache_keys(recipe, ctx, "dev")
+        # the lookup (with the pruning bar) and the merge run at once (a hit, rare in a search, wastes one merge)
+        looked_up, refs = ctx.store.before_trial.remote(ctx.stage, *keys), ctx.shards.merge(recipe)
+        hit, best_complete = ray.get(looked_up)
+        if hit is None:
+            with _forget_on_failure(ctx.shards, recipe):
+                result, progress = _score_dev(ctx, loan, refs, best_complete, t0, started)
+    # the scorer is on its way back to the free list: the log and the report do not hold it
     log = functools.partial(_log_trial, ctx, t0, params, recipe, soup)
-    # the cache lookup and the merge run at once (a hit, rare in a search, wastes one merge) ...
-    looked_up, refs = ctx.store.lookup.remote(*keys), ctx.shards.merge(recipe)
-    hit = ray.get(looked_up)
     if hit is not None:
         value = objective_value(ctx.spec, hit.per_category)
         timings = log(hit, value, {"scoring_s": 0.0, "examples_scored": 0, "chunks_scored": 0}, cached=True)
+        loan.settle()
         tune.report(_report(value, value, timings, complete=True, cached=True))
         return
-    t_wait = time.perf_counter()
-    loan = ScorerLoan(ctx.free_scorers)  # merging meanwhile; waits only while every scorer is busy
-    wait_s = time.perf_counter() - t_wait
-    with loan as scorer, _forget_on_failure(ctx.shards, recipe):
-        ray.wait(refs, num_returns=len(refs))
-        merge_s = time.perf_counter() - t0
-        load_id, reports, parts = uuid.uuid4().hex, 0, []
-        stop = StopWhenClearlyWorse(ctx.store, ctx.stage, ctx.chunks, ctx.spec.category_weights)
-        while True:
-            parts += _score_chunks(scorer, ctx, refs, load_id, parts, stop)
-            if len(parts) == ctx.chunks:
-                break  # the scorer goes back before the report
-            # the scorer stopped early: the trial is clearly worse than the best complete trial
-            # logged, so Tune's scheduler may stop it here (pruned: the driver logs it from this report)
-            so_far = running_result(parts)
-            reports += 1
-            progress = _progress(merge_s, wait_s, so_far, len(parts)) | {"reports": reports}
-            timings = {**progress, "trial_s": time.perf_counter() - t0, "pid": os.getpid(), "started": started}
-            tune.report(_report(objective_value(ctx.spec, so_far.per_category),
-                                upper_score(so_far, len(parts) / ctx.chunks, ctx.spec.category_weights), timings,
-                                complete=False) | {"partial": _partial(so_far)})
-    result = join_chunks(parts)
     value = objective_value(ctx.spec, result.per_category)
-    timings = log(result, value, _progress(merge_s, wait_s, result, len(parts)) | {"reports": reports},
-                  remember=keys)
+    timings = log(result, value, progress, remember=keys)
     loan.settle()
     tune.report(_report(value, value, timings, complete=True))
+
+
+def _score_dev(ctx: TrialContext, loan: ScorerLoan, refs: list, best_complete: float | None, t0: float,
+               started: float) -> tuple[ScoreResult, dict]:
+    """The trial's dev result from the borrowed scorer, chunk by chunk, and its timings. The scorer
+    hands the chunks back early only where the trial is clearly worse than ``best_complete``; the
+    trial then reports its running objective to Tune, whose scheduler may stop it there (pruned:
+    the driver logs it from that report), and otherwise scores on."""
+    t_wait = time.perf_counter()
+    scorer = loan.scorer()  # merging meanwhile; waits only while every scorer is busy
+    wait_s = time.perf_counter() - t_wait
+    ray.wait(refs, num_returns=len(refs))
+    merge_s = time.perf_counter() - t0
+    load_id, reports, parts = uuid.uuid4().hex, 0, []
+    stop = StopWhenClearlyWorse(best_complete, ctx.chunks, ctx.spec.category_weights)
+    while True:
+        parts += _score_chunks(scorer, ctx, refs, load_id, parts, stop)
+        if len(parts) == ctx.chunks:
+            result = join_chunks(parts)
+            return result, _progress(merge_s, wait_s, result, len(parts)) | {"reports": reports}
+        so_far = running_result(parts)
+        reports += 1
+        progress = _progress(merge_s, wait_s, so_far, len(parts)) | {"reports": reports}
+        timings = {**progress, "trial_s": time.perf_counter() - t0, "pid": os.getpid(), "started": started}
+        tune.report(_report(objective_value(ctx.spec, so_far.per_category),
+                            upper_score(so_far, len(parts) / ctx.chunks, ctx.spec.category_weights), timings,
+                            complete=False) | {"partial": _partial(so_far)})
 
 
 #: times the chunks are asked again of a scorer that lost the trial's weights (it was restarted)

@@ -51,6 +51,9 @@ def test_run_store_record_remembers_and_keeps_each_stages_best_complete_value(tm
     s.record("grid", {}, {}, {}, "dev", r, 0.8, {}, False)
     assert s.lookup("w", "o", "dev") == r and s.stats()["scored"] == 1  # remembered in the same call
     assert s.best_complete("search") == 0.6 and s.best_complete("grid") == 0.8
+    # what a trial asks before it scores, in one call: its cached result and its pruning bar
+    assert s.before_trial("search", "w", "o", "dev") == (r, 0.6)
+    assert s.before_trial("grid", "other", "o", "dev") == (None, 0.8)
     # a new store (a resumed run) reads the best back from the log
     assert RunStore(tmp_path / "run.sqlite", tmp_path / "cache.sqlite").best_complete("search") == 0.6
 

@@ -28,17 +28,13 @@ class ScoreByOracle:
 
 
 class StopAfter:
-    """Says stop once ``n`` chunks are scored; records what it was asked and when."""
+    """Says stop once ``n`` chunks are scored; records after how many chunks it was asked."""
 
     def __init__(self, n: int):
-        self.n, self.asks, self.seen = n, 0, []
+        self.n, self.seen = n, []
 
-    def ask(self):
-        self.asks += 1
-        return f"bar{self.asks}"
-
-    def says_stop(self, parts, asked):
-        self.seen.append((len(parts), asked))
+    def says_stop(self, parts):
+        self.seen.append(len(parts))
         return len(parts) >= self.n
 
 
@@ -59,12 +55,12 @@ def test_every_chunk_in_one_call_without_a_stop():
 def test_a_stop_hands_back_early_and_a_second_call_goes_on_from_there():
     w, stop = worker(), StopAfter(2)
     first = w.score_chunks(SPEC, "dev", 4, "w1", [], stop)
-    assert len(first) == 2 and stop.seen == [(1, "bar1"), (2, "bar2")]  # asked before each chunk, judged after
+    assert len(first) == 2 and stop.seen == [1, 2]  # judged after each chunk
     rest = w.score_chunks(SPEC, "dev", 4, "w1", first, stop)
     # the rule sees every chunk so far; the last chunk is never judged (nothing is left to save)
-    assert len(rest) == 1 and stop.seen[-1] == (3, "bar3") and stop.asks == 3
+    assert len(rest) == 1 and stop.seen == [1, 2, 3]
     last = w.score_chunks(SPEC, "dev", 4, "w1", first + rest, stop)
-    assert len(last) == 1 and stop.asks == 3
+    assert len(last) == 1 and stop.seen == [1, 2, 3]
     assert join_chunks(first + rest + last).correct == scored(EXAMPLES).correct
 
 

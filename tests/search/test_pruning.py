@@ -9,6 +9,8 @@ import optuna
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
+from soup_search.scoring.protocol import ScoreResult
+from soup_search.search.chunk_stop import StopWhenClearlyWorse
 from soup_search.search.pruning import clearly_worse, optimistic_score
 from soup_search.search.space import SearchSpace
 from soup_search.search.tuner import ChunkPruner, _StudySearch
@@ -35,6 +37,21 @@ def test_zero_of_a_few_is_not_certainty():
 def test_clearly_worse_needs_a_complete_trial():
     assert not clearly_worse(0.1, None)
     assert clearly_worse(0.1, 0.5) and not clearly_worse(0.5, 0.5)
+
+
+def chunk(bits: str) -> ScoreResult:
+    return ScoreResult({"a": bits.count("1") / len(bits)}, {"a": len(bits)}, 0.1, {"a": bits}, {})
+
+
+def test_a_scorer_stops_only_below_the_bar_it_was_given():
+    """The bar is the best complete value when the trial started: none yet, and nothing stops."""
+    bad = [chunk("0" * 40)]  # 0 of 40 after the first of 4 chunks: optimistic ≈ 0.042
+    assert not StopWhenClearlyWorse(None, 4).says_stop(bad)
+    assert StopWhenClearlyWorse(0.5, 4).says_stop(bad)
+    assert not StopWhenClearlyWorse(0.04, 4).says_stop(bad)
+    good = [chunk("1" * 30 + "0" * 10)]  # 0.75 so far
+    assert not StopWhenClearlyWorse(0.8, 4).says_stop(good)  # within its optimism: scores on
+    assert StopWhenClearlyWorse(0.8, 4).says_stop(good + [chunk("0" * 40), chunk("0" * 40)])
 
 
 class FakeTrial:
