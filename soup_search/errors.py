@@ -43,5 +43,9 @@ class ClusterError(SoupSearchError):
     """The Ray cluster cannot hold the run's actors (too few resources, nodes lost)."""
 
 
+class SearchError(SoupSearchError):
+    """A search stage's trials failed (after Tune's retries), so its result would be partial."""
+
+
 class AnalysisError(SoupSearchError):
     """A score table cannot be analysed (too few models, constant column, unknown names, ...)."""

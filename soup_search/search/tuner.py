@@ -39,6 +39,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import CombinedStopper
 
+from soup_search.errors import SearchError
 from soup_search.engine.cluster import HEAD_RESOURCE, TRIAL_CPUS, TRIAL_SLOT, driver_on_head, lost_nodes_error
 from soup_search.search.lineage import CARRIED_FROM, PARENT_TRIAL
 from soup_search.search.pruning import clearly_worse
@@ -280,12 +281,22 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
             # Tune warns when the define-by-run space takes over a second: it is the sampler's own
             # work (GP/TPE fitting), not computation misplaced outside the trainable
             warnings.filterwarnings("ignore", message="Define-by-run function", category=UserWarning)
-            tuner.fit()
+            results = tuner.fit()
         if capacity is not None and watch.problem:
             raise lost_nodes_error(watch.problem)
+        if results.errors:
+            raise failed_trials_error(study_name, len(results.errors), remaining, results.errors[0])
         return remaining
     finally:
         storage.engine.dispose()  # no idle connection left on a database server between stages
+
+
+def failed_trials_error(study_name: str, failed: int, trials: int, first: BaseException) -> SearchError:
+    """One line for a stage whose trials failed even when retried: how many, and the first one's reason."""
+    lines = [line.strip() for line in str(first).splitlines() if line.strip()]
+    reason = lines[-1] if lines else type(first).__name__
+    return SearchError(f"search {study_name!r}: {failed} of {trials} trials failed even when retried, the first "
+                       f"with: {reason}; fix that and run again")
 
 
 def storage_location(tune_dir: str | Path) -> str:

@@ -81,3 +81,25 @@ def test_a_clearly_bad_soup_is_stopped_early_and_the_best_never(tiny_zoo, ray_se
         # the pruned trial counts in the budget: nothing is left to run
         assert run_study(ctx, storage_url=url, study_name="prune", n_trials=3, sampler="tpe", seed=0,
                          points=points, concurrency=1, tune_dir=tmp_path / "tune", prune=True) == 0
+
+
+def test_a_search_whose_trials_fail_says_why_in_one_line(tiny_zoo, ray_session, tmp_path):
+    """Trials that fail even when retried end the stage with a one-line error, never a silent,
+    partial search (a space naming a model the shards do not hold fails in every trial)."""
+    from soup_search.config import load_config
+    from soup_search.engine.session import open_session
+    from soup_search.errors import SearchError
+    from soup_search.pipeline.candidate_set import load_config_candidates
+
+    cfg = load_config(write_config(tmp_path, "fails", seed=5))
+    candidates = load_config_candidates(cfg, progress=False)
+    space = SearchSpace(("a", "b"), {"a": (candidates.names[0],), "b": ("not-a-candidate",)})
+    url = f"sqlite:///{tmp_path / 'optuna.sqlite'}"
+    with open_session(cfg, candidates, tmp_path / "state", score_cache=tmp_path / "scores.sqlite") as session:
+        ctx = TrialContext.of(session, space, "fails", chunks=CHUNKS)
+        with pytest.raises(SearchError) as failed:
+            run_study(ctx, storage_url=url, study_name="fails", n_trials=2, sampler="tpe", seed=0,
+                      points=[space.params_for([0.5, 0.5])], concurrency=1, tune_dir=tmp_path / "tune")
+    message = str(failed.value)
+    assert "\n" not in message and message.startswith("search 'fails': 2 of 2 trials failed")
+    assert message.endswith("KeyError: 'not-a-candidate'; fix that and run again")
