@@ -241,8 +241,8 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
     elif driver_on_head():  # a cluster: trials run beside the driver, never on a worker node that may go
         resources[HEAD_RESOURCE] = 0.001
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(live)
-    for name in ("ray.tune", "ray.train", "ray.air"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("ray.tune", "ray.train", "ray.air"):  # a failed trial's traceback goes to its folder,
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # and the stage ends in one line (SearchError)
     storage = open_storage(storage_url)
     try:
         logged = ray.get(ctx.store.evaluations.remote(ctx.stage))
@@ -285,18 +285,21 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
         if capacity is not None and watch.problem:
             raise lost_nodes_error(watch.problem)
         if results.errors:
-            raise failed_trials_error(study_name, len(results.errors), remaining, results.errors[0])
+            raise failed_trials_error(study_name, len(results.errors), remaining, results.errors[0],
+                                      results.experiment_path)
         return remaining
     finally:
         storage.engine.dispose()  # no idle connection left on a database server between stages
 
 
-def failed_trials_error(study_name: str, failed: int, trials: int, first: BaseException) -> SearchError:
-    """One line for a stage whose trials failed even when retried: how many, and the first one's reason."""
+def failed_trials_error(study_name: str, failed: int, trials: int, first: BaseException,
+                        where: str) -> SearchError:
+    """One line for a stage whose trials failed even when retried: how many, the first one's reason,
+    and where Tune keeps their tracebacks."""
     lines = [line.strip() for line in str(first).splitlines() if line.strip()]
     reason = lines[-1] if lines else type(first).__name__
     return SearchError(f"search {study_name!r}: {failed} of {trials} trials failed even when retried, the first "
-                       f"with: {reason}; fix that and run again")
+                       f"with: {reason}; fix that and run again (tracebacks: the error.txt files under {where})")
 
 
 def storage_location(tune_dir: str | Path) -> str:

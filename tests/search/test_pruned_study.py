@@ -102,4 +102,6 @@ def test_a_search_whose_trials_fail_says_why_in_one_line(tiny_zoo, ray_session, 
                       points=[space.params_for([0.5, 0.5])], concurrency=1, tune_dir=tmp_path / "tune")
     message = str(failed.value)
     assert "\n" not in message and message.startswith("search 'fails': 2 of 2 trials failed")
-    assert message.endswith("KeyError: 'not-a-candidate'; fix that and run again")
+    assert "the first with: KeyError: 'not-a-candidate'; fix that and run again" in message
+    tracebacks = list((tmp_path / "tune").rglob("error.txt"))
+    assert message.endswith(f"under {tracebacks[0].parent.parent})") and "not-a-candidate" in tracebacks[0].read_text()
