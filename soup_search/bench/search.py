@@ -127,6 +127,11 @@ class SearchBench:
     overhead_fraction: float
     #: the trial's start until it holds a scorer and merged weights, less the wait: recipe, cache lookup, merge
     merge_s_mean: float
+    #: from one trial's end (``trial_s``) to the start of the next on the same trial actor, median:
+    #: the trial's log and report, and Tune's turn (searcher, scheduler, the next trial's start)
+    between_s_median: float = 0.0
+    #: the scorers' scoring time over (scorers × each stage's wall): how busy they were
+    scorers_busy: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
@@ -243,7 +248,31 @@ def run_search_bench(cfg: RunConfig, progress: Progress = SILENT, seeds: Sequenc
         trial_s_mean=mean(trial_s), scoring_s_mean=mean(scoring_s), wait_s_mean=mean(wait_s),
         overhead_s_mean=mean(overhead), overhead_fraction=sum(overhead) / sum(trial_s),
         merge_s_mean=mean(r["timings"].get("merge_s", 0.0) - r["timings"].get("wait_s", 0.0) for r in scored),
+        between_s_median=statistics.median(between_trials(scored) or [0.0]), scorers_busy=scorers_busy(scored, conc),
     )
+
+
+def between_trials(rows: Sequence[dict]) -> list[float]:
+    """Seconds from each trial's end to the next trial's start on the same trial actor (process),
+    within a stage."""
+    runs: dict[tuple, list[tuple[float, float]]] = {}
+    for r in rows:
+        t = r["timings"]
+        runs.setdefault((r["stage"], t["pid"]), []).append((t["started"], t["started"] + t["trial_s"]))
+    gaps = []
+    for spans in runs.values():
+        spans.sort()
+        gaps += [nxt[0] - end for (_, end), nxt in zip(spans, spans[1:])]
+    return gaps
+
+
+def scorers_busy(rows: Sequence[dict], scorers: int) -> float:
+    """The share of the scorers' time spent scoring, over each stage's wall (first start to last end)."""
+    stages: dict[str, list[dict]] = {}
+    for r in rows:
+        stages.setdefault(r["stage"], []).append(r["timings"])
+    wall = sum(max(t["started"] + t["trial_s"] for t in ts) - min(t["started"] for t in ts) for ts in stages.values())
+    return sum(t["scoring_s"] for ts in stages.values() for t in ts) / (scorers * wall) if wall > 0 else 0.0
 
 
 def to_json(bench: SearchBench) -> dict:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from soup_search.bench.search import MethodRow, cost_to_reach, first_reach
+from soup_search.bench.search import MethodRow, between_trials, cost_to_reach, first_reach, scorers_busy
 from soup_search.engine.run_store import read_evaluations
 from tests.helpers import cli, write_config
 
@@ -42,6 +42,19 @@ def test_median_and_worst_count_a_seed_that_never_reached_as_infinite():
     assert MethodRow(3, "tpe", "stick", True, [100, 200, 300], [1, 2, 3], 1000).worst_trials == 3
 
 
+def timed(stage: str, pid: int, started: float, trial_s: float, scoring_s: float) -> dict:
+    return {"stage": stage, "timings": {"pid": pid, "started": started, "trial_s": trial_s, "scoring_s": scoring_s}}
+
+
+def test_time_between_trials_and_how_busy_the_scorers_were_by_hand():
+    rows = [timed("a", 1, 0.0, 1.0, 0.8), timed("a", 1, 1.5, 1.0, 0.8),  # 0.5 s between, on actor 1
+            timed("a", 2, 0.2, 1.0, 0.9), timed("a", 2, 1.3, 1.0, 0.9),  # 0.1 s between, on actor 2
+            timed("b", 1, 10.0, 2.0, 2.0)]  # another stage: nothing before it counts as between
+    assert sorted(between_trials(rows)) == pytest.approx([0.1, 0.5])
+    # stage a: 3.4 s of scoring over 2 scorers × 2.5 s; stage b: 2 s over 2 × 2 s
+    assert scorers_busy(rows, 2) == pytest.approx((3.4 + 2.0) / (2 * (2.5 + 2.0)))
+
+
 @pytest.mark.slow
 def test_bench_search_prints_and_writes_figures(tiny_zoo, ray_session, tmp_path, capsys):
     cfg = write_config(tmp_path, "bench", seed=109)
@@ -66,6 +79,7 @@ def test_bench_search_prints_and_writes_figures(tiny_zoo, ray_session, tmp_path,
     assert all(len(r["examples"]) == 1 for r in figures["rows"])
     assert figures["trials_scored"] >= 9 and 0 <= figures["overhead_fraction"] < 1
     assert figures["scoring_s_mean"] > 0 and figures["trial_s_mean"] >= figures["scoring_s_mean"]
+    assert "between trials" in printed and figures["between_s_median"] > 0 and 0 < figures["scorers_busy"] < 1
 
 
 def test_bench_search_reports_every_bad_option_at_once(capsys):

@@ -85,6 +85,9 @@ def search(
                   f"(scoring {r.scoring_s_mean:.3f} s; overhead: a scorer from the free list {r.wait_s_mean:.3f} s, "
                   f"the recipe, cache lookup and merge before it {r.merge_s_mean:.3f} s, the scorer calls, the weights' "
                   f"load and the trial's own work {rest:.3f} s; {r.concurrency} scorers, one trial each)")
+    console.print(f"between trials (one trial's end to the next one's start on its trial actor: its log and "
+                  f"report, and Tune's turn), median {r.between_s_median:.3f} s; the scorers scored "
+                  f"{r.scorers_busy:.0%} of the stages' wall time")
     if json_out is not None:
         with atomic_file(json_out) as fh:
             json.dump(to_json(r), fh, indent=2)
