@@ -39,8 +39,8 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import CombinedStopper
 
-from soup_search.errors import SearchError
 from soup_search.engine.cluster import HEAD_RESOURCE, TRIAL_CPUS, TRIAL_SLOT, driver_on_head, lost_nodes_error
+from soup_search.errors import SearchError
 from soup_search.search.lineage import CARRIED_FROM, PARENT_TRIAL
 from soup_search.search.pruning import clearly_worse
 from soup_search.search.samplers import make_sampler
