@@ -16,7 +16,6 @@ from pathlib import Path
 
 from soup_search.scoring.cache import ScoreCache
 from soup_search.scoring.protocol import ScoreResult
-from soup_search.search.pruning import Bar
 
 COLUMNS = ("id", "stage", "params", "recipe", "weights", "split", "per_category", "counts", "value",
            "timings", "cached")
@@ -56,7 +55,7 @@ class RunStore:
             "per_category TEXT, counts TEXT, value REAL, timings TEXT, cached INTEGER, created REAL)"
         )
         self.scored = 0
-        self._bars: dict[str, Bar | None] = {}  # stage -> best complete trial logged (read once, then kept)
+        self._best: dict[str, float | None] = {}  # stage -> best complete value logged (read once, then kept)
 
     # the cache ------------------------------------------------------------------------
     def lookup(self, weights_fp: str, objective_fp: str, split: str) -> ScoreResult | None:
@@ -75,9 +74,8 @@ class RunStore:
         if remember is not None:
             self.remember(*remember, result)
         if not timings.get("pruned"):
-            bar = self.bar(stage)
-            if bar is None or value > bar.value or (value == bar.value and not bar.correct):
-                self._bars[stage] = Bar(value, dict(result.correct) or None)
+            best = self.best_complete(stage)
+            self._best[stage] = value if best is None else max(best, value)
         self._db.execute(
             "INSERT INTO evaluations (stage, params, recipe, weights, split, per_category, counts, "
             "value, timings, cached, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -90,23 +88,17 @@ class RunStore:
         return read_evaluations(self.run_db, stage)
 
     def before_trial(self, stage: str, weights_fp: str, objective_fp: str,
-                     split: str) -> tuple[ScoreResult | None, Bar | None]:
+                     split: str) -> tuple[ScoreResult | None, float | None]:
         """What a trial of ``stage`` asks before it scores, in one call: its weights' cached result
-        (:meth:`lookup`) and its pruning bar (:meth:`bar`)."""
-        return self.lookup(weights_fp, objective_fp, split), self.bar(stage)
-
-    def bar(self, stage: str) -> Bar | None:
-        """The best complete (not pruned) trial logged for ``stage``: its value, and its answers when
-        it was logged by this store (a log read back holds values only), or None."""
-        if stage not in self._bars:
-            values = [r["value"] for r in self.evaluations(stage) if not (r["timings"] or {}).get("pruned")]
-            self._bars[stage] = Bar(max(values)) if values else None
-        return self._bars[stage]
+        (:meth:`lookup`) and its pruning bar (:meth:`best_complete`)."""
+        return self.lookup(weights_fp, objective_fp, split), self.best_complete(stage)
 
     def best_complete(self, stage: str) -> float | None:
         """The best value of a complete (not pruned) trial logged for ``stage``, or None."""
-        bar = self.bar(stage)
-        return None if bar is None else bar.value
+        if stage not in self._best:
+            values = [r["value"] for r in self.evaluations(stage) if not (r["timings"] or {}).get("pruned")]
+            self._best[stage] = max(values, default=None)
+        return self._best[stage]
 
     def stats(self) -> dict:
         return {"scored": self.scored, "cache_hits": self.cache.hits, "cache_misses": self.cache.misses}

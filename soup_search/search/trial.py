@@ -33,8 +33,7 @@ from soup_search.objectives.base import weighted_mean
 from soup_search.scoring.chunks import join_chunks, running_result
 from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult, WeightsNotLoaded
 from soup_search.search.baselines import Space
-from soup_search.search.chunk_stop import StopWhenBehind, upper_score
-from soup_search.search.pruning import Bar
+from soup_search.search.chunk_stop import StopWhenClearlyWorse, upper_score
 from soup_search.search.space import MODULE_FILTERS, SearchSpace
 
 if TYPE_CHECKING:  # a trial process never imports the session (nor the scorers' libraries)
@@ -170,8 +169,8 @@ def _block_if_asked(ctx: TrialContext) -> None:
 def soup_trial(config: dict, ctx: TrialContext) -> None:
     """The Ray Tune trainable: params → recipe → merge once → score dev chunk by chunk → log → report.
 
-    The scorer scores the chunks in one call and hands them back early only where the trial falls
-    behind the best complete one logged (:mod:`~soup_search.search.chunk_stop`); the
+    The scorer scores the chunks in one call and hands them back early only where the trial is
+    clearly worse than the best complete one logged (:mod:`~soup_search.search.chunk_stop`); the
     trial then reports the running objective to Tune, whose scheduler may stop it there (pruned).
     Only a trial that scored every chunk is stored in the score cache, as the full dev result.
     """
@@ -184,10 +183,10 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
         keys = cache_keys(recipe, ctx, "dev")
         # the lookup (with the pruning bar) and the merge run at once (a hit, rare in a search, wastes one merge)
         looked_up, refs = ctx.store.before_trial.remote(ctx.stage, *keys), ctx.shards.merge(recipe)
-        hit, bar = ray.get(looked_up)
+        hit, best_complete = ray.get(looked_up)
         if hit is None:
             with _forget_on_failure(ctx.shards, recipe):
-                result, progress = _score_dev(ctx, loan, refs, bar, t0, started)
+                result, progress = _score_dev(ctx, loan, refs, best_complete, t0, started)
     # the scorer is on its way back to the free list: the log and the report do not hold it
     log = functools.partial(_log_trial, ctx, t0, params, recipe, soup)
     if hit is not None:
@@ -202,10 +201,10 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     tune.report(_report(value, value, timings, complete=True))
 
 
-def _score_dev(ctx: TrialContext, loan: ScorerLoan, refs: list, bar: Bar | None, t0: float,
+def _score_dev(ctx: TrialContext, loan: ScorerLoan, refs: list, best_complete: float | None, t0: float,
                started: float) -> tuple[ScoreResult, dict]:
     """The trial's dev result from the borrowed scorer, chunk by chunk, and its timings. The scorer
-    hands the chunks back early only where the trial falls behind ``bar``; the
+    hands the chunks back early only where the trial is clearly worse than ``best_complete``; the
     trial then reports its running objective to Tune, whose scheduler may stop it there (pruned:
     the driver logs it from that report), and otherwise scores on."""
     t_wait = time.perf_counter()
@@ -214,7 +213,7 @@ def _score_dev(ctx: TrialContext, loan: ScorerLoan, refs: list, bar: Bar | None,
     ray.wait(refs, num_returns=len(refs))
     merge_s = time.perf_counter() - t0
     load_id, reports, parts = uuid.uuid4().hex, 0, []
-    stop = StopWhenBehind(bar, ctx.chunks, ctx.spec.category_weights)
+    stop = StopWhenClearlyWorse(best_complete, ctx.chunks, ctx.spec.category_weights)
     while True:
         parts += _score_chunks(scorer, ctx, refs, load_id, parts, stop)
         if len(parts) == ctx.chunks:
@@ -225,7 +224,7 @@ def _score_dev(ctx: TrialContext, loan: ScorerLoan, refs: list, bar: Bar | None,
         progress = _progress(merge_s, wait_s, so_far, len(parts)) | {"reports": reports}
         timings = {**progress, "trial_s": time.perf_counter() - t0, "pid": os.getpid(), "started": started}
         tune.report(_report(objective_value(ctx.spec, so_far.per_category),
-                            upper_score(so_far, len(parts), ctx.chunks, ctx.spec.category_weights, bar), timings,
+                            upper_score(so_far, len(parts) / ctx.chunks, ctx.spec.category_weights), timings,
                             complete=False) | {"partial": _partial(so_far)})
 
 
@@ -234,7 +233,7 @@ RELOADS = 3
 
 
 def _score_chunks(scorer, ctx: TrialContext, refs: list, load_id: str, earlier: list[ScoreResult],
-                  stop: StopWhenBehind) -> list[ScoreResult]:
+                  stop: StopWhenClearlyWorse) -> list[ScoreResult]:
     """The dev split's chunks after ``earlier``, scored on the weights loaded as ``load_id`` until
     ``stop`` says so (the first call loads them, in the same call); a scorer restarted meanwhile
     (its node was lost) gets the weights again first, instead of scoring its template's."""

@@ -6,9 +6,10 @@ scores, if any, are in the score cache, so re-proposing them costs nothing), bas
 already evaluated are not enqueued again, and only the remaining budget is run.
 
 Pruning (``search.prune``): trials score the dev split chunk by chunk and report the running
-dev objective after a chunk where the scheduler could stop them (behind the best complete
-trial logged so far; :func:`~soup_search.search.trial.soup_trial`), and :class:`ChunkPruner`,
-a Tune scheduler, stops one that falls behind (:mod:`soup_search.search.pruning`). Optuna records a stopped trial as PRUNED, with its last
+dev objective after a chunk where the scheduler could stop them (clearly worse than the best
+complete trial logged so far; :func:`~soup_search.search.trial.soup_trial`), and
+:class:`ChunkPruner`, a Tune scheduler, stops one that is clearly worse
+(:mod:`soup_search.search.pruning`). Optuna records a stopped trial as PRUNED, with its last
 running value as its intermediate value; it counts in the budget.
 
 Why neither ASHA nor an Optuna pruner: ASHA stops every trial below a rung's top
@@ -41,7 +42,7 @@ from ray.tune.stopper import CombinedStopper
 from soup_search.engine.cluster import HEAD_RESOURCE, TRIAL_CPUS, TRIAL_SLOT, driver_on_head, lost_nodes_error
 from soup_search.errors import SearchError
 from soup_search.search.lineage import CARRIED_FROM, PARENT_TRIAL
-from soup_search.search.pruning import falls_behind
+from soup_search.search.pruning import clearly_worse
 from soup_search.search.samplers import make_sampler
 from soup_search.search.storage import open_storage
 from soup_search.search.trial import TrialContext, log_pruned, soup_trial
@@ -112,9 +113,8 @@ def completed_trials(storage, study_name: str) -> list:
 
 
 class ChunkPruner(FIFOScheduler):
-    """Stops a trial after a chunk when it falls behind the best complete trial
-    (:func:`~soup_search.search.pruning.falls_behind`: its ``dev_upper``, the optimistic full dev
-    score the trial reports, is below it); complete trials are never stopped."""
+    """Stops a trial after a chunk when it is clearly worse than the best complete trial
+    (:func:`~soup_search.search.pruning.clearly_worse`); complete trials are never stopped."""
 
     def __init__(self, best_complete: float | None = None):
         super().__init__()
@@ -125,7 +125,7 @@ class ChunkPruner(FIFOScheduler):
             value = result["dev_mean"]
             self.best_complete = value if self.best_complete is None else max(self.best_complete, value)
             return TrialScheduler.CONTINUE
-        if falls_behind(result["dev_upper"], self.best_complete):
+        if clearly_worse(result["dev_upper"], self.best_complete):
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
@@ -220,7 +220,7 @@ def run_study(ctx: TrialContext, *, storage_url: str, study_name: str, n_trials:
               on_trial: Callable[[dict], None] | None = None, prune: bool = False,
               stop_at: float | None = None, capacity: Callable[[], str | None] | None = None) -> int:
     """Run the study until it holds ``n_trials`` finished trials (complete or pruned); returns how
-    many ran now. With ``prune`` (and ``ctx.chunks`` > 1) trials that fall behind are stopped early;
+    many ran now. With ``prune`` (and ``ctx.chunks`` > 1) clearly worse trials are stopped early;
     with ``stop_at`` the run ends once a complete trial reaches that dev value. ``tune_dir`` is a
     path or an fsspec URL. ``capacity`` says why the cluster can no longer hold the run's actors
     (or None): the run then stops with a :class:`ClusterError` (``--resume`` continues it)."""

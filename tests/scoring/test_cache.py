@@ -5,7 +5,6 @@ from __future__ import annotations
 from soup_search.scoring.protocol import ObjectiveSpec, ScoreResult
 from soup_search.scoring.cache import ScoreCache
 from soup_search.engine.run_store import RunStore
-from soup_search.search.pruning import Bar
 
 
 def test_cache_persists_across_instances(tmp_path):
@@ -42,27 +41,21 @@ def test_run_store_log(tmp_path):
     assert s.stats()["scored"] == 1
 
 
-def test_run_store_record_remembers_and_keeps_each_stages_best_complete_trial(tmp_path):
+def test_run_store_record_remembers_and_keeps_each_stages_best_complete_value(tmp_path):
     r = ScoreResult({"add": 1.0}, {"add": 3}, 0.1, {"add": "111"}, {"add": [2, 2, 3]})
-    best = ScoreResult({"add": 2 / 3}, {"add": 3}, 0.1, {"add": "110"}, {"add": [2, 2, 3]})
     s = RunStore(tmp_path / "run.sqlite", tmp_path / "cache.sqlite")
-    assert s.best_complete("search") is None and s.bar("search") is None
+    assert s.best_complete("search") is None
     s.record("search", {}, {}, {}, "dev", r, 0.4, {"pruned": False}, False, ("w", "o", "dev"))
     s.record("search", {}, {}, {}, "dev", r, 0.9, {"pruned": True}, False)  # a running value: not complete
-    s.record("search", {}, {}, {}, "dev", best, 0.6, {}, True)
-    s.record("search", {}, {}, {}, "dev", r, 0.6, {}, False)  # level: the first such trial stays the bar
+    s.record("search", {}, {}, {}, "dev", r, 0.6, {}, True)
     s.record("grid", {}, {}, {}, "dev", r, 0.8, {}, False)
     assert s.lookup("w", "o", "dev") == r and s.stats()["scored"] == 1  # remembered in the same call
     assert s.best_complete("search") == 0.6 and s.best_complete("grid") == 0.8
-    # what a trial asks before it scores, in one call: its cached result and its pruning bar, with its answers
-    assert s.before_trial("search", "w", "o", "dev") == (r, Bar(0.6, {"add": "110"}))
-    assert s.before_trial("grid", "other", "o", "dev") == (None, Bar(0.8, {"add": "111"}))
-    # a new store (a resumed run) reads the best value back from the log, without its answers ...
-    resumed = RunStore(tmp_path / "run.sqlite", tmp_path / "cache.sqlite")
-    assert resumed.bar("search") == Bar(0.6) and resumed.best_complete("search") == 0.6
-    # ... until a trial as good is logged again, whose answers it then pairs with
-    resumed.record("search", {}, {}, {}, "dev", best, 0.6, {}, False)
-    assert resumed.bar("search") == Bar(0.6, {"add": "110"})
+    # what a trial asks before it scores, in one call: its cached result and its pruning bar
+    assert s.before_trial("search", "w", "o", "dev") == (r, 0.6)
+    assert s.before_trial("grid", "other", "o", "dev") == (None, 0.8)
+    # a new store (a resumed run) reads the best back from the log
+    assert RunStore(tmp_path / "run.sqlite", tmp_path / "cache.sqlite").best_complete("search") == 0.6
 
 
 def test_an_entry_without_per_example_bits_is_a_miss(tmp_path):
