@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from soup_search.io import remote
-from soup_search.io.checkpoint import CONFIG_FILE, TOKENIZER_FILES, CheckpointReader, TensorInfo, fingerprint_of
+from soup_search.io.checkpoint import TOKENIZER_FILES, CheckpointReader, TensorInfo, fingerprint_of
+from soup_search.io.safetensors_format import CONFIG_FILE
 from soup_search.errors import CandidateError
 
 # config.json keys that do not change the weights' meaning (compared at every nesting level)

@@ -15,7 +15,8 @@ from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from soup_search.candidates import Candidate, CandidateSet, _vocab, load_candidates, resolve_candidate
-from soup_search.io.checkpoint import SINGLE_FILE, CheckpointReader
+from soup_search.io.checkpoint import CheckpointReader
+from soup_search.io.safetensors_format import SINGLE_FILE
 from soup_search.errors import CandidateError
 from soup_search.zoo.tokenizer import build_char_tokenizer
 from tests.helpers import make_checkpoint, make_candidates, read_config

@@ -14,7 +14,8 @@ import torch
 
 from soup_search.errors import SoupSearchError
 from soup_search.io import remote
-from soup_search.io.checkpoint import CONFIG_FILE, TOKENIZER_FILES
+from soup_search.io.checkpoint import TOKENIZER_FILES
+from soup_search.io.safetensors_format import CONFIG_FILE
 from soup_search.io.dtypes import array_to_torch
 from soup_search.scoring.chunks import ChunkStop, chunk_examples
 from soup_search.scoring.hf import HFScorer

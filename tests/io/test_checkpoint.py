@@ -13,14 +13,8 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
-from soup_search.io.checkpoint import (
-    INDEX_FILE,
-    SINGLE_FILE,
-    TOKENIZER_FILES,
-    CheckpointReader,
-    fingerprint_of,
-    write_checkpoint,
-)
+from soup_search.io.checkpoint import TOKENIZER_FILES, CheckpointReader, fingerprint_of, write_checkpoint
+from soup_search.io.safetensors_format import INDEX_FILE, SINGLE_FILE
 from soup_search.errors import CandidateError
 from tests.helpers import make_checkpoint
 

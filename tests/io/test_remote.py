@@ -29,7 +29,8 @@ from soup_search.engine import shard as shard_module
 from soup_search.engine.shard import Shard, partition_by_bytes
 from soup_search.errors import CandidateError, ConfigError
 from soup_search.io import remote
-from soup_search.io.checkpoint import CheckpointReader, fingerprint_of, read_header
+from soup_search.io.checkpoint import CheckpointReader, fingerprint_of
+from soup_search.io.checkpoint_files import read_header
 from soup_search.merge import MergeRecipe
 from tests.helpers import make_checkpoint
 

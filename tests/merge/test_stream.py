@@ -277,7 +277,7 @@ def test_integer_tensors_are_copied_from_the_first_model(candidates_dir, tmp_pat
 def test_sharded_output_index_matches_the_files(candidates_dir, state_dicts, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from soup_search.io.checkpoint import read_header
+    from soup_search.io.checkpoint_files import read_header
 
     recipe = MergeRecipe.soup({"m0": 0.5, "m3": 0.5})
     out = merge_to_disk(recipe, tmp_path / "out", resolve_model_paths(recipe, candidates_dir),
@@ -326,7 +326,7 @@ def test_failure_mid_write_leaves_nothing_and_keeps_the_old_output(candidates_di
 def test_writer_matches_safetensors_and_refuses_a_wrong_stream(tmp_path):
     from safetensors.torch import save_file
 
-    from soup_search.io.checkpoint import read_header
+    from soup_search.io.checkpoint_files import read_header
     from soup_search.io.safetensors_format import TensorSpec, file_layout, write_streamed_checkpoint
 
     state = {"w": torch.randn(3, 5), "b": torch.randn(7, dtype=torch.float64).to(torch.bfloat16),
