@@ -295,6 +295,22 @@ def _log_trial(ctx: TrialContext, t0: float, params: dict, recipe: MergeRecipe, 
     return timings
 
 
+def log_cached(ctx: TrialContext, config: dict) -> float | None:
+    """A point whose dev result the score cache holds (a baseline the profile or another stage
+    scored): logged as a cached row of the trial log, without a trial, and its value returned
+    (None where the cache does not hold it)."""
+    t0 = time.perf_counter()
+    params = dict(config)
+    recipe = trial_recipe(ctx.space, params)
+    hit = ray.get(ctx.store.lookup.remote(*cache_keys(recipe, ctx, "dev")))
+    if hit is None:
+        return None
+    value = objective_value(ctx.spec, hit.per_category)
+    _log_trial(ctx, t0, params, recipe, ctx.space.soup(params), hit, value,
+               {"scoring_s": 0.0, "examples_scored": 0, "chunks_scored": 0}, cached=True)
+    return value
+
+
 def _report(value: float, upper: float, timings: dict, complete: bool, cached: bool = False) -> dict:
     """What a trial tells Tune after a chunk: the running objective (``dev_mean``, the study's metric),
     its optimistic full value (``dev_upper``, for the pruner) and whether it is the full dev score."""

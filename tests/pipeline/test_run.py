@@ -121,9 +121,13 @@ def test_grid_sampler_is_the_paper_grid(tiny_zoo, ray_session, tmp_path, capsys)
     # the grid's 9 points (0.1 … 0.9 for the first expert, the rest to the second), each expert alone; none twice
     assert sorted(firsts) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     assert "grid_best" in [r["kind"] for r in results["comparison"]]
-    # Tune hands a finished trial's actor to the next trial: 11 trials ran in at most
+    # each expert alone is in the score cache (the profile scored it): logged by the driver, no trial
+    rows = read_evaluations(out / STATE / "run.sqlite", "search")
+    assert sum(row["cached"] for row in rows) == 2
+    assert {row["timings"]["pid"] for row in rows if row["cached"]} == {os.getpid()}
+    # Tune hands a finished trial's actor to the next trial: the 9 grid trials ran in at most
     # 2 processes (one per scorer), not one new worker process per trial
-    pids = {row["timings"]["pid"] for row in read_evaluations(out / STATE / "run.sqlite", "search")}
+    pids = {row["timings"]["pid"] for row in rows if not row["cached"]}
     assert 1 <= len(pids) <= 2
     # and Tune started about one actor per scorer, not one per trial (11 without trial slots). A
     # trial whose actor is still starting takes a finished trial's instead (Tune removes its own),
