@@ -166,6 +166,10 @@ def _block_if_asked(ctx: TrialContext) -> None:
         threading.Event().wait()
 
 
+#: the timings of a trial the score cache answered
+NOTHING_SCORED = {"scoring_s": 0.0, "examples_scored": 0, "chunks_scored": 0}
+
+
 def soup_trial(config: dict, ctx: TrialContext) -> None:
     """The Ray Tune trainable: params → recipe → merge once → score dev chunk by chunk → log → report.
 
@@ -191,7 +195,7 @@ def soup_trial(config: dict, ctx: TrialContext) -> None:
     log = functools.partial(_log_trial, ctx, t0, params, recipe, soup)
     if hit is not None:
         value = objective_value(ctx.spec, hit.per_category)
-        timings = log(hit, value, {"scoring_s": 0.0, "examples_scored": 0, "chunks_scored": 0}, cached=True)
+        timings = log(hit, value, NOTHING_SCORED, cached=True)
         loan.settle()
         tune.report(_report(value, value, timings, complete=True, cached=True))
         return
@@ -306,8 +310,7 @@ def log_cached(ctx: TrialContext, config: dict) -> float | None:
     if hit is None:
         return None
     value = objective_value(ctx.spec, hit.per_category)
-    _log_trial(ctx, t0, params, recipe, ctx.space.soup(params), hit, value,
-               {"scoring_s": 0.0, "examples_scored": 0, "chunks_scored": 0}, cached=True)
+    _log_trial(ctx, t0, params, recipe, ctx.space.soup(params), hit, value, NOTHING_SCORED, cached=True)
     return value
 
 
