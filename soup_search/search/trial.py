@@ -306,6 +306,8 @@ def log_cached(ctx: TrialContext, config: dict) -> float | None:
     t0 = time.perf_counter()
     params = dict(config)
     recipe = trial_recipe(ctx.space, params)
+    if any(m not in ctx.candidate_fps for m in recipe.model_keys):
+        return None  # a model outside the candidate set: its trial fails on it, and the stage says so in one line
     hit = ray.get(ctx.store.lookup.remote(*cache_keys(recipe, ctx, "dev")))
     if hit is None:
         return None
