@@ -124,8 +124,7 @@ def enter_cached(ctx: TrialContext, storage, study_name: str, points: Sequence[d
         if study is None:
             study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
                                         load_if_exists=True)
-        study.add_trial(optuna.trial.create_trial(params=dict(point), value=value,
-                                                  distributions={k: distributions[k] for k in point}))
+        study.add_trial(_logged_trial({"params": point, "value": value, "timings": {}}, distributions))
         values.append(value)
     return values, rest
 
